@@ -1,0 +1,79 @@
+package pimhook
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// DeliveryStatus is where a delivery stands.
+type DeliveryStatus string
+
+// Delivery statuses. Pending deliveries hold their app's queue in order;
+// the others are final.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	DeliveryFailed    DeliveryStatus = "failed"  // retries exhausted, or not retryable
+	DeliverySkipped   DeliveryStatus = "skipped" // its webhook was disabled or deleted before it went out
+)
+
+// ParseDeliveryStatus validates a status name.
+func ParseDeliveryStatus(s string) (DeliveryStatus, error) {
+	switch d := DeliveryStatus(s); d {
+	case DeliveryPending, DeliverySucceeded, DeliveryFailed, DeliverySkipped:
+		return d, nil
+	}
+	return "", Errorf(KindInvalid, CodeInvalidQuery, "status must be pending, succeeded, failed or skipped, got %q", s)
+}
+
+// ResponseBodyCap is how much of a receiver's response body an attempt keeps.
+const ResponseBodyCap = 64 << 10
+
+// Delivery is one payload owed to one webhook. Its ID is the webhook-id
+// header: stable across retries, so receivers can deduplicate on it.
+type Delivery struct {
+	ID        string          `json:"id"`
+	CompanyID string          `json:"company_id"`
+	AppID     string          `json:"app_id"`
+	WebhookID string          `json:"webhook_id"`
+	EventID   string          `json:"event_id"`
+	EventName string          `json:"event"`
+	Seq       int64           `json:"seq"` // position in the app's queue; assigned by the store
+	Payload   json.RawMessage `json:"payload"`
+
+	Status         DeliveryStatus `json:"status"`
+	Attempts       int            `json:"attempts"`
+	NextAttemptAt  time.Time      `json:"next_attempt_at"`
+	LastStatusCode int            `json:"last_status_code,omitempty"`
+	LastError      string         `json:"last_error,omitempty"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+	FinishedAt     *time.Time     `json:"finished_at,omitempty"`
+}
+
+// Attempt is one HTTP try of a delivery.
+type Attempt struct {
+	ID         string        `json:"id"`
+	DeliveryID string        `json:"delivery_id"`
+	Number     int           `json:"number"` // 1 for the first try
+	StartedAt  time.Time     `json:"started_at"`
+	Duration   time.Duration `json:"-"`
+	StatusCode int           `json:"status_code,omitempty"` // 0 when no response came
+	Succeeded  bool          `json:"succeeded"`
+	Error      string        `json:"error,omitempty"`
+	// ResponseBody is the receiver's answer to a failed attempt, capped at
+	// ResponseBodyCap. It is the error log.
+	ResponseBody string `json:"response_body,omitempty"`
+}
+
+// DeliveryFilter selects deliveries of one company, newest first.
+type DeliveryFilter struct {
+	CompanyID string
+	WebhookID string
+	AppID     string
+	Status    DeliveryStatus
+	Since     time.Time // created at or after; zero for no bound
+	Until     time.Time // created before; zero for no bound
+	BeforeSeq int64     // cursor: only deliveries with Seq below it; 0 for the start
+	Limit     int       // at most this many; the store caps it at 1000
+}

@@ -1,0 +1,3 @@
+module github.com/pimhook/pimhook
+
+go 1.26

@@ -1,0 +1,258 @@
+package pimhook
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Retry policies (reference document 3).
+const (
+	RetryNone        = "no_retry"
+	RetryLinear      = "linear"
+	RetryExponential = "exponential"
+)
+
+// Retry defaults and limits. The defaults follow what Svix and Stripe users
+// are used to: a handful of retries spread over roughly an hour.
+const (
+	DefaultRetryPolicy          = RetryExponential
+	DefaultMinimumRetryInterval = 5.0 // seconds
+	DefaultRetryLimit           = 8
+	MaxRetryLimit               = 50
+	MaxRetryInterval            = 24 * 60 * 60.0 // seconds; also the cap of one exponential step
+)
+
+// Payload formats.
+const (
+	FormatEvent = "event" // the document-1 event payload
+)
+
+// SecretPrefix starts every signing secret, as Standard Webhooks writes them.
+const SecretPrefix = "whsec_"
+
+// Webhook is a subscription of an app: where to send, what it wants, how to
+// send it and how hard to try.
+type Webhook struct {
+	ID        string `json:"id"`
+	CompanyID string `json:"company_id"`
+	AppID     string `json:"app_id"`
+	Name      string `json:"name"`
+	URL       string `json:"callback_url"`
+
+	// What it wants. Empty EntityTypes or Events mean all.
+	EntityTypes []string `json:"entity_types"` // endpoint names: products, brands
+	Events      []Action `json:"events"`
+	Fields      []string `json:"fields"` // monitored fields, dotted paths
+
+	// How it wants it.
+	Format            string            `json:"format"`
+	IncludeEntityData bool              `json:"include_entity_data"`
+	Headers           map[string]string `json:"headers"`
+
+	// How hard to try.
+	RetryPolicy          string  `json:"retry_policy"`
+	MinimumRetryInterval float64 `json:"minimum_retry_interval"` // seconds
+	RetryLimit           int     `json:"retry_limit"`            // retries after the first attempt
+	TimeoutMS            int     `json:"timeout_ms"`             // 0: the company's preference
+
+	Enabled        bool   `json:"enabled"`
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	Secret         string `json:"-"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// NewSecret returns a fresh signing secret, "whsec_" + base64 of 32 random bytes.
+func NewSecret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("pimhook: crypto/rand failed: " + err.Error())
+	}
+	return SecretPrefix + base64.StdEncoding.EncodeToString(b[:])
+}
+
+// reservedHeaders may not be set by a webhook: pimhook owns them.
+var reservedHeaders = []string{
+	"Content-Type", "Content-Length", "Host", "User-Agent", "Transfer-Encoding", "Connection",
+	"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature",
+}
+
+// Normalize fills defaults and validates w. It checks the callback URL's
+// form; whether its target may be reached is the dispatcher's question.
+func (w *Webhook) Normalize() error {
+	w.Name = strings.TrimSpace(w.Name)
+	if len(w.Name) > 200 {
+		return FieldError(CodeValidation, "name", "name is longer than 200 characters")
+	}
+	if err := ValidateCallbackURL(w.URL); err != nil {
+		return err
+	}
+	if w.Name == "" {
+		w.Name = w.URL
+	}
+	types := make([]string, 0, len(w.EntityTypes))
+	for _, t := range w.EntityTypes {
+		ep, err := EndpointName(t)
+		if err != nil {
+			return FieldError(CodeInvalidEntityType, "entity_types", "%s", err.(*Error).Message)
+		}
+		if !slices.Contains(types, ep) {
+			types = append(types, ep)
+		}
+	}
+	w.EntityTypes = types
+	events := make([]Action, 0, len(w.Events))
+	for _, a := range w.Events {
+		n, err := ParseAction(string(a))
+		if err != nil {
+			return FieldError(CodeInvalidAction, "events", "%s", err.(*Error).Message)
+		}
+		if !slices.Contains(events, n) {
+			events = append(events, n)
+		}
+	}
+	slices.Sort(events)
+	w.Events = events
+	fields := make([]string, 0, len(w.Fields))
+	for _, f := range w.Fields {
+		f = strings.TrimSpace(f)
+		if f == "" || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") || strings.Contains(f, "..") {
+			return FieldError(CodeValidation, "fields", "monitored field %q is not a field name or dotted path", f)
+		}
+		if !slices.Contains(fields, f) {
+			fields = append(fields, f)
+		}
+	}
+	w.Fields = fields
+	switch w.Format {
+	case "":
+		w.Format = FormatEvent
+	case FormatEvent:
+	default:
+		return FieldError(CodeInvalidFormat, "format", "format must be %q, got %q", FormatEvent, w.Format)
+	}
+	if w.Headers == nil {
+		w.Headers = map[string]string{}
+	}
+	for k, v := range w.Headers {
+		if !validHeaderName(k) {
+			return FieldError(CodeValidation, "headers", "%q is not a valid header name", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return FieldError(CodeValidation, "headers", "header %q has a control character in its value", k)
+		}
+		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(k)) {
+			return FieldError(CodeValidation, "headers", "header %q is set by pimhook and cannot be overridden", k)
+		}
+	}
+	switch w.RetryPolicy {
+	case "":
+		w.RetryPolicy = DefaultRetryPolicy
+	case RetryNone, RetryLinear, RetryExponential:
+	default:
+		return FieldError(CodeInvalidRetry, "retry_policy", "retry_policy must be %q, %q or %q, got %q", RetryNone, RetryLinear, RetryExponential, w.RetryPolicy)
+	}
+	if w.RetryLimit < 0 || w.RetryLimit > MaxRetryLimit {
+		return FieldError(CodeInvalidRetry, "retry_limit", "retry_limit must be between 0 and %d, got %d", MaxRetryLimit, w.RetryLimit)
+	}
+	if w.MinimumRetryInterval < 0 || w.MinimumRetryInterval > MaxRetryInterval || math.IsNaN(w.MinimumRetryInterval) {
+		return FieldError(CodeInvalidRetry, "minimum_retry_interval", "minimum_retry_interval must be between 0 and %v seconds, got %v", MaxRetryInterval, w.MinimumRetryInterval)
+	}
+	if w.RetryPolicy == RetryNone {
+		w.RetryLimit = 0
+	}
+	if w.TimeoutMS < 0 || w.TimeoutMS > MaxTimeoutMS {
+		return FieldError(CodeInvalidTimeout, "timeout_ms", "timeout_ms must be between 1 and %d (0 or absent: the company's preference), got %d", MaxTimeoutMS, w.TimeoutMS)
+	}
+	return nil
+}
+
+// ValidateCallbackURL checks that u is an absolute http(s) URL with a host.
+func ValidateCallbackURL(u string) error {
+	if u == "" {
+		return FieldError(CodeInvalidURL, "callback_url", "callback_url is required")
+	}
+	if len(u) > 2048 {
+		return FieldError(CodeInvalidURL, "callback_url", "callback_url is longer than 2048 characters")
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return FieldError(CodeInvalidURL, "callback_url", "callback_url is not a URL: %v", err)
+	}
+	if p.Scheme != "http" && p.Scheme != "https" {
+		return FieldError(CodeInvalidURL, "callback_url", "callback_url must use http or https, got %q", p.Scheme)
+	}
+	if p.Hostname() == "" {
+		return FieldError(CodeInvalidURL, "callback_url", "callback_url has no host")
+	}
+	if p.User != nil {
+		return FieldError(CodeInvalidURL, "callback_url", "callback_url must not carry credentials; use headers")
+	}
+	return nil
+}
+
+func validHeaderName(k string) bool {
+	if k == "" || len(k) > 256 {
+		return false
+	}
+	for _, c := range k {
+		if c > 127 || !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.ContainsRune("!#$%&'*+.^`|~", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// EffectiveTimeout is the timeout of one attempt: the webhook's own, else the
+// company's preference, else DefaultTimeoutMS; never above MaxTimeoutMS.
+func (w *Webhook) EffectiveTimeout(p Preferences) time.Duration {
+	ms := w.TimeoutMS
+	if ms <= 0 {
+		ms = p.TimeoutMS()
+	}
+	return time.Duration(min(ms, MaxTimeoutMS)) * time.Millisecond
+}
+
+// Wants reports whether w subscribes to events of this entity type and action.
+func (w *Webhook) Wants(entityType string, action Action) bool {
+	if !w.Enabled {
+		return false
+	}
+	if len(w.EntityTypes) > 0 && !slices.Contains(w.EntityTypes, entityType) {
+		return false
+	}
+	return len(w.Events) == 0 || slices.Contains(w.Events, action)
+}
+
+// MonitoredChanges returns the changes among changes that w monitors: all of
+// them when w monitors no fields. A monitored field matches a change of the
+// field itself, of anything nested under it, or of an object containing it.
+func (w *Webhook) MonitoredChanges(changes []FieldChange) []FieldChange {
+	if len(w.Fields) == 0 {
+		return changes
+	}
+	var out []FieldChange
+	for _, c := range changes {
+		for _, f := range w.Fields {
+			if pathOverlaps(f, c.Name) {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func pathOverlaps(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return a == b || strings.HasPrefix(b, a) && b[len(a)] == '.'
+}
