@@ -49,6 +49,7 @@ const (
 	CodeInvalidQuery      = "invalid_query_parameter"
 	CodeAppNotFound       = "app_not_found"
 	CodeAppInUse          = "app_in_use"
+	CodeAlreadyExists     = "already_exists"
 	CodeWebhookNotFound   = "webhook_not_found"
 	CodeDeliveryNotFound  = "delivery_not_found"
 	CodeCompanyNotFound   = "company_not_found"

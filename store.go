@@ -112,6 +112,8 @@ type Store interface {
 	PendingDeliveries(ctx context.Context, appID string, afterSeq int64, limit int) ([]*Delivery, error)
 	// RecordAttempt stores an attempt and the delivery's new state (Status,
 	// Attempts, NextAttemptAt, LastStatusCode, LastError, UpdatedAt,
-	// FinishedAt) atomically. Implementations batch concurrent calls.
+	// FinishedAt) atomically. A nil attempt updates the delivery only, for a
+	// delivery skipped without a request. Implementations batch concurrent
+	// calls.
 	RecordAttempt(ctx context.Context, d *Delivery, a *Attempt) error
 }

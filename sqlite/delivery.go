@@ -1,0 +1,214 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pimhook/pimhook"
+)
+
+// Limits of Deliveries.
+const (
+	DefaultDeliveriesLimit = 50
+	MaxDeliveriesLimit     = 1000
+)
+
+// Delivery returns one delivery of a company.
+func (s *Store) Delivery(ctx context.Context, companyID, id string) (*pimhook.Delivery, error) {
+	d, err := scanDelivery(s.rdb.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE company_id = ? AND id = ?`, companyID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, deliveryNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	return d, nil
+}
+
+// Attempts lists a delivery's attempts, first first; none for a delivery
+// that has none or does not exist.
+func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]*pimhook.Attempt, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, delivery_id, number, started_at, duration_ns, status_code, succeeded, error, response_body
+		FROM attempts WHERE delivery_id = ? ORDER BY number, started_at`, deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	defer rows.Close()
+	as := []*pimhook.Attempt{}
+	for rows.Next() {
+		var (
+			a        pimhook.Attempt
+			started  int64
+			duration int64
+		)
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.Number, &started, &duration, &a.StatusCode, &a.Succeeded, &a.Error, &a.ResponseBody); err != nil {
+			return nil, fmt.Errorf("attempts: %w", err)
+		}
+		a.StartedAt, a.Duration = fromUnixNano(started), time.Duration(duration)
+		as = append(as, &a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	return as, nil
+}
+
+// Deliveries lists deliveries matching f, newest (highest Seq) first. The
+// filter must name a company; Limit defaults to DefaultDeliveriesLimit and
+// is capped at MaxDeliveriesLimit.
+func (s *Store) Deliveries(ctx context.Context, f pimhook.DeliveryFilter) ([]*pimhook.Delivery, error) {
+	if f.CompanyID == "" {
+		return nil, pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeInvalidQuery, "deliveries are listed per company")
+	}
+	where := []string{"company_id = ?"}
+	args := []any{f.CompanyID}
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.WebhookID != "" {
+		add("webhook_id = ?", f.WebhookID)
+	}
+	if f.AppID != "" {
+		add("app_id = ?", f.AppID)
+	}
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
+	}
+	if !f.Since.IsZero() {
+		add("created_at >= ?", f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		add("created_at < ?", f.Until.UnixNano())
+	}
+	if f.BeforeSeq > 0 {
+		add("seq < ?", f.BeforeSeq)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultDeliveriesLimit
+	}
+	limit = min(limit, MaxDeliveriesLimit)
+	args = append(args, limit)
+	ds, err := s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY seq DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
+	}
+	return ds, nil
+}
+
+// PendingApps lists the apps that have pending deliveries, by ID.
+func (s *Store) PendingApps(ctx context.Context) ([]string, error) {
+	// Skip from one app to the next through the pending index instead of
+	// reading every pending row: the cost follows the number of apps, not
+	// the size of the backlog.
+	rows, err := s.rdb.QueryContext(ctx, `WITH RECURSIVE pending (app_id) AS (
+			SELECT MIN(app_id) FROM deliveries WHERE status = 'pending'
+			UNION ALL
+			SELECT (SELECT MIN(d.app_id) FROM deliveries d WHERE d.status = 'pending' AND d.app_id > p.app_id)
+			FROM pending p WHERE p.app_id IS NOT NULL
+		)
+		SELECT app_id FROM pending WHERE app_id IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("pending apps: %w", err)
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("pending apps: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending apps: %w", err)
+	}
+	return ids, nil
+}
+
+// PendingDeliveries returns up to limit pending deliveries of an app with
+// Seq above afterSeq, in queue order.
+func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq int64, limit int) ([]*pimhook.Delivery, error) {
+	if limit <= 0 {
+		return []*pimhook.Delivery{}, nil
+	}
+	ds, err := s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE app_id = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT ?`, appID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries: %w", err)
+	}
+	return ds, nil
+}
+
+// RecordAttempt stores an attempt of d and d's new state in one write. A
+// nil attempt updates d only, for a delivery that ended without a request.
+func (s *Store) RecordAttempt(ctx context.Context, d *pimhook.Delivery, a *pimhook.Attempt) error {
+	if a != nil && a.DeliveryID != "" && a.DeliveryID != d.ID {
+		return fmt.Errorf("record attempt: %w", pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation,
+			"attempt %q belongs to delivery %q, not %q", a.ID, a.DeliveryID, d.ID))
+	}
+	err := s.w.do(ctx, func(tx *wtx) error {
+		res, err := tx.exec(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
+			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?`,
+			d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
+			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID)
+		if err := affectedOne(res, err, deliveryNotFound(d.ID)); err != nil || a == nil {
+			return err
+		}
+		_, err = tx.exec(`INSERT INTO attempts (id, delivery_id, number, started_at, duration_ns, status_code, succeeded, error, response_body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, d.ID, a.Number, unixNano(a.StartedAt), int64(a.Duration), a.StatusCode, a.Succeeded, a.Error, a.ResponseBody)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	return nil
+}
+
+const deliveryColumns = `seq, id, company_id, app_id, webhook_id, event_id, event_name, payload, status, attempts,
+	next_attempt_at, last_status_code, last_error, created_at, updated_at, finished_at`
+
+func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) ([]*pimhook.Delivery, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ds := []*pimhook.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, rows.Err()
+}
+
+func scanDelivery(row scanner) (*pimhook.Delivery, error) {
+	var (
+		d                      pimhook.Delivery
+		payload                []byte
+		next, created, updated int64
+		finished               sql.NullInt64
+	)
+	if err := row.Scan(&d.Seq, &d.ID, &d.CompanyID, &d.AppID, &d.WebhookID, &d.EventID, &d.EventName, &payload,
+		&d.Status, &d.Attempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &finished); err != nil {
+		return nil, err
+	}
+	d.Payload = payload
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromUnixNano(next), fromUnixNano(created), fromUnixNano(updated)
+	d.FinishedAt = fromNullUnixNano(finished)
+	return &d, nil
+}
+
+func deliveryNotFound(id string) *pimhook.Error {
+	return pimhook.Errorf(pimhook.KindNotFound, pimhook.CodeDeliveryNotFound, "delivery %q not found", id)
+}

@@ -1,0 +1,417 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/storetest"
+)
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) pimhook.Store {
+		return openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	})
+}
+
+func openTest(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+func newCompany(id string) *pimhook.Company {
+	return &pimhook.Company{ID: id, Name: "company " + id, CreatedAt: time.Unix(1700000000, 0).UTC()}
+}
+
+func TestMigrateIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "pimhook.db")
+	for range 2 {
+		if err := Migrate(ctx, path, Options{}); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	}
+	s := openTest(t, path)
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, newest int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&n, &newest); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) || newest != ms[len(ms)-1].version {
+		t.Errorf("schema_migrations: %d rows up to version %d, want %d up to %d", n, newest, len(ms), ms[len(ms)-1].version)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	openTest(t, path) // and once more over an up-to-date file
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "pimhook.db")
+	s := openTest(t, path)
+	if _, err := s.wdb.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(t.Context(), path, Options{}); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("migrate over a newer schema: %v", err)
+	}
+}
+
+// TestDurabilitySettings checks the settings that make an acknowledged write
+// survive a crash or power loss.
+func TestDurabilitySettings(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	ctx := t.Context()
+	for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1"} {
+		var got string
+		if err := s.wdb.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("writer %s = %s, want %s", pragma, got, want)
+		}
+	}
+	var readOnly string
+	if err := s.rdb.QueryRowContext(ctx, "PRAGMA query_only").Scan(&readOnly); err != nil {
+		t.Fatal(err)
+	}
+	if readOnly != "1" {
+		t.Errorf("readers: query_only = %s, want 1", readOnly)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "pimhook.db")
+	s := openTest(t, path)
+	c := newCompany("co_1")
+	if err := s.CreateCompany(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	a := &pimhook.App{ID: "app_1", CompanyID: c.ID, Name: "shop", AppType: "generic", Worker: pimhook.WorkerShared}
+	if err := s.CreateApp(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	ds := ingestOne(t, s, c.ID, a.ID, "evt_1")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTest(t, path)
+	if _, err := s.App(ctx, c.ID, a.ID); err != nil {
+		t.Errorf("app after reopen: %v", err)
+	}
+	got, err := s.Delivery(ctx, c.ID, ds[0].ID)
+	if err != nil || got.Seq != ds[0].Seq || string(got.Payload) != string(ds[0].Payload) {
+		t.Errorf("delivery after reopen: %+v, %v", got, err)
+	}
+	rs, err := s.Ingest(ctx, c.ID, []*pimhook.Event{{ID: "evt_1", EntityType: "products", EntityID: "p1"}}, nil)
+	if err != nil || rs[0].Status != pimhook.IngestDuplicate {
+		t.Errorf("event after reopen: %+v, %v", rs, err)
+	}
+	later := ingestOne(t, s, c.ID, a.ID, "evt_2")
+	if later[0].Seq <= ds[0].Seq {
+		t.Errorf("Seq after reopen %d, not above %d", later[0].Seq, ds[0].Seq)
+	}
+}
+
+// ingestOne ingests one event that yields one delivery to appID.
+func ingestOne(t testing.TB, s *Store, companyID, appID, eventID string) []*pimhook.Delivery {
+	t.Helper()
+	ds, err := tryIngestOne(s, companyID, appID, eventID)
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	return ds
+}
+
+func tryIngestOne(s *Store, companyID, appID, eventID string) ([]*pimhook.Delivery, error) {
+	var ds []*pimhook.Delivery
+	ev := &pimhook.Event{ID: eventID, EntityType: "products", EntityID: eventID, Action: pimhook.ActionCreated, Data: []byte(`{"n":1}`)}
+	_, err := s.Ingest(context.Background(), companyID, []*pimhook.Event{ev}, func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
+		ev.EffectiveAction, ev.Revision = ev.Action, 1
+		ds = []*pimhook.Delivery{{ID: "msg_" + eventID, AppID: appID, WebhookID: "wh_1", EventID: ev.ID,
+			EventName: ev.Name(), Payload: []byte(`{"id":"` + eventID + `"}`)}}
+		return pimhook.Decision{Entity: &pimhook.Entity{Data: ev.Data, Revision: 1}, Deliveries: ds}, nil
+	})
+	return ds, err
+}
+
+// blockWriter occupies the writer until the returned function is called, so
+// that requests submitted meanwhile queue up and share the next batch.
+func blockWriter(t *testing.T, w *writer) (release func()) {
+	t.Helper()
+	started, unblock := make(chan struct{}), make(chan struct{})
+	r, err := w.submit(t.Context(), func(*wtx) error {
+		close(started)
+		<-unblock
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	return func() {
+		close(unblock)
+		if err := r.wait(); err != nil {
+			t.Errorf("blocking request: %v", err)
+		}
+	}
+}
+
+func insertCompany(id string) writeFunc {
+	return func(tx *wtx) error {
+		_, err := tx.exec(`INSERT INTO companies (id, name, created_at) VALUES (?, ?, 1)`, id, id)
+		return err
+	}
+}
+
+func TestBatchIsolatesFailures(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	release := blockWriter(t, s.w)
+	batchesBefore := s.w.batches.Load()
+
+	errWrote := errors.New("failed after writing")
+	cancelled, cancel := context.WithCancel(ctx)
+	ranCancelled := false
+	fns := []struct {
+		ctx context.Context
+		fn  writeFunc
+	}{
+		{ctx, insertCompany("co_a")},
+		{ctx, func(tx *wtx) error {
+			if err := insertCompany("co_b")(tx); err != nil {
+				return err
+			}
+			return errWrote
+		}},
+		{ctx, insertCompany("co_a")}, // primary key violation
+		{cancelled, func(tx *wtx) error {
+			ranCancelled = true
+			return insertCompany("co_x")(tx)
+		}},
+		{ctx, func(*wtx) error { panic("boom") }},
+		{ctx, insertCompany("co_c")},
+	}
+	var reqs []*writeRequest
+	for _, f := range fns {
+		r, err := s.w.submit(f.ctx, f.fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, r)
+	}
+	cancel()
+	release()
+
+	var errs []error
+	for _, r := range reqs {
+		errs = append(errs, r.wait())
+	}
+	if n := s.w.batches.Load() - batchesBefore; n != 1 {
+		t.Errorf("%d batches after the blocker, want 1", n)
+	}
+	if errs[0] != nil || errs[5] != nil {
+		t.Errorf("good requests: %v, %v", errs[0], errs[5])
+	}
+	if !errors.Is(errs[1], errWrote) {
+		t.Errorf("failing request: %v", errs[1])
+	}
+	if errs[2] == nil || !strings.Contains(errs[2].Error(), "UNIQUE") {
+		t.Errorf("duplicate insert: %v", errs[2])
+	}
+	if !errors.Is(errs[3], context.Canceled) || ranCancelled {
+		t.Errorf("cancelled request: %v, ran %v", errs[3], ranCancelled)
+	}
+	if errs[4] == nil || !strings.Contains(errs[4].Error(), "boom") {
+		t.Errorf("panicking request: %v", errs[4])
+	}
+	for id, want := range map[string]bool{"co_a": true, "co_b": false, "co_x": false, "co_c": true} {
+		_, err := s.Company(ctx, id)
+		if got := err == nil; got != want {
+			t.Errorf("company %s stored %v, want %v (%v)", id, got, want, err)
+		}
+	}
+}
+
+func TestCloseFinishesQueuedWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "pimhook.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := blockWriter(t, s.w)
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, 10)
+	)
+	for i := range errs {
+		r, err := s.w.submit(ctx, insertCompany(fmt.Sprint("co_", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { errs[i] = r.wait() })
+	}
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	for !s.w.isClosed() {
+		runtime.Gosched()
+	}
+	err = s.CreateCompany(ctx, newCompany("co_late"))
+	if pimhook.ErrorKind(err) != pimhook.KindUnavailable || pimhook.ErrorCode(err) != pimhook.CodeShuttingDown {
+		t.Errorf("write after Close: %v", err)
+	}
+	release()
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("queued write %d: %v", i, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if err := s.Ping(ctx); pimhook.ErrorKind(err) != pimhook.KindUnavailable {
+		t.Errorf("ping after close: %v", err)
+	}
+
+	s = openTest(t, path)
+	cs, err := s.Companies(ctx)
+	if err != nil || len(cs) != len(errs) {
+		t.Errorf("companies after reopen: %d, %v; want %d", len(cs), err, len(errs))
+	}
+}
+
+func TestDecidePanicLeavesStoreWorking(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Ingest(ctx, "co_1", []*pimhook.Event{{ID: "evt_1"}}, func(*pimhook.Event, *pimhook.Entity) (pimhook.Decision, error) {
+		panic("decider bug")
+	})
+	if err == nil || !strings.Contains(err.Error(), "decider bug") {
+		t.Errorf("ingest with a panicking decider: %v", err)
+	}
+	ingestOne(t, s, "co_1", "app_1", "evt_1")
+}
+
+// TestQueuePlans checks that the queue reads use the partial index of
+// pending deliveries, which keeps them fast however long the history.
+func TestQueuePlans(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	for _, q := range []string{
+		`SELECT seq FROM deliveries WHERE app_id = 'a' AND status = 'pending' AND seq > 0 ORDER BY seq LIMIT 10`,
+		`SELECT MIN(d.app_id) FROM deliveries d WHERE d.status = 'pending' AND d.app_id > 'a'`,
+	} {
+		rows, err := s.rdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "deliveries_pending") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("plan of %s: %s", q, p)
+		}
+	}
+}
+
+// BenchmarkIngestGroupCommit compares Ingest calls made one after another
+// with the same calls made by 64 goroutines at once, which the writer
+// commits in shared transactions.
+func BenchmarkIngestGroupCommit(b *testing.B) {
+	perOp := map[string]time.Duration{}
+	for _, bc := range []struct {
+		name        string
+		parallelism int // goroutines per CPU; 0 for one caller
+	}{
+		{"sequential", 0},
+		{"concurrent64", max(1, 64/runtime.GOMAXPROCS(0))},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := openTest(b, filepath.Join(b.TempDir(), "pimhook.db"))
+			ctx := context.Background()
+			if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
+				b.Fatal(err)
+			}
+			var (
+				mu sync.Mutex
+				n  int
+			)
+			next := func() string {
+				mu.Lock()
+				defer mu.Unlock()
+				n++
+				return fmt.Sprint(n)
+			}
+			batches, requests := s.w.batches.Load(), s.w.requests.Load()
+			b.ResetTimer()
+			if bc.parallelism == 0 {
+				for b.Loop() {
+					ingestOne(b, s, "co_1", "app_1", "evt_"+next())
+				}
+			} else {
+				b.SetParallelism(bc.parallelism)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := tryIngestOne(s, "co_1", "app_1", "evt_"+next()); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			b.StopTimer()
+			perOp[bc.name] = b.Elapsed() / time.Duration(b.N)
+			b.ReportMetric(float64(s.w.requests.Load()-requests)/float64(s.w.batches.Load()-batches), "writes/commit")
+		})
+	}
+	if seq, conc := perOp["sequential"], perOp["concurrent64"]; seq > 0 && conc > 0 {
+		b.Logf("group commit: %v per sequential Ingest, %v per concurrent Ingest: %.1fx the throughput", seq, conc, float64(seq)/float64(conc))
+	}
+}

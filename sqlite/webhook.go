@@ -1,0 +1,183 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/pimhook/pimhook"
+)
+
+// CreateWebhook stores a new webhook. Its app must belong to its company.
+func (s *Store) CreateWebhook(ctx context.Context, w *pimhook.Webhook) error {
+	cols, err := webhookJSON(w)
+	if err != nil {
+		return fmt.Errorf("create webhook: %w", err)
+	}
+	err = s.w.do(ctx, func(tx *wtx) error {
+		if err := checkWebhookApp(tx, w); err != nil {
+			return err
+		}
+		if found, err := exists(tx, `SELECT 1 FROM webhooks WHERE id = ?`, w.ID); err != nil || found {
+			return orConflict(err, "webhook %q already exists", w.ID)
+		}
+		_, err := tx.exec(`INSERT INTO webhooks (
+			id, company_id, app_id, name, url, entity_types, events, fields, format, include_entity_data,
+			headers, retry_policy, minimum_retry_interval, retry_limit, timeout_ms, enabled, disabled_reason,
+			secret, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.ID, w.CompanyID, w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format, w.IncludeEntityData,
+			cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit, w.TimeoutMS, w.Enabled, w.DisabledReason,
+			w.Secret, unixNano(w.CreatedAt), unixNano(w.UpdatedAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create webhook: %w", err)
+	}
+	return nil
+}
+
+// checkWebhookApp makes sure a webhook's app exists in its company, so a
+// webhook can never route one company's events to another's app.
+func checkWebhookApp(tx *wtx, w *pimhook.Webhook) error {
+	found, err := exists(tx, `SELECT 1 FROM apps WHERE company_id = ? AND id = ?`, w.CompanyID, w.AppID)
+	if err != nil || !found {
+		return orError(err, appNotFound(w.AppID))
+	}
+	return nil
+}
+
+// Webhook returns a webhook of a company.
+func (s *Store) Webhook(ctx context.Context, companyID, id string) (*pimhook.Webhook, error) {
+	w, err := scanWebhook(s.rdb.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE company_id = ? AND id = ?`, companyID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhookNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	return w, nil
+}
+
+// Webhooks lists a company's webhooks, oldest first.
+func (s *Store) Webhooks(ctx context.Context, companyID string) ([]*pimhook.Webhook, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE company_id = ? ORDER BY created_at, id`, companyID)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	defer rows.Close()
+	ws := []*pimhook.Webhook{}
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, fmt.Errorf("webhooks: %w", err)
+		}
+		ws = append(ws, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	return ws, nil
+}
+
+// UpdateWebhook stores every field of a webhook but its ID, company and
+// CreatedAt. A new app must belong to the same company.
+func (s *Store) UpdateWebhook(ctx context.Context, w *pimhook.Webhook) error {
+	cols, err := webhookJSON(w)
+	if err != nil {
+		return fmt.Errorf("update webhook: %w", err)
+	}
+	err = s.w.do(ctx, func(tx *wtx) error {
+		if found, err := exists(tx, `SELECT 1 FROM webhooks WHERE company_id = ? AND id = ?`, w.CompanyID, w.ID); err != nil || !found {
+			return orError(err, webhookNotFound(w.ID))
+		}
+		if err := checkWebhookApp(tx, w); err != nil {
+			return err
+		}
+		res, err := tx.exec(`UPDATE webhooks SET
+			app_id = ?, name = ?, url = ?, entity_types = ?, events = ?, fields = ?, format = ?,
+			include_entity_data = ?, headers = ?, retry_policy = ?, minimum_retry_interval = ?, retry_limit = ?,
+			timeout_ms = ?, enabled = ?, disabled_reason = ?, secret = ?, updated_at = ?
+			WHERE company_id = ? AND id = ?`,
+			w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format,
+			w.IncludeEntityData, cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit,
+			w.TimeoutMS, w.Enabled, w.DisabledReason, w.Secret, unixNano(w.UpdatedAt),
+			w.CompanyID, w.ID)
+		return affectedOne(res, err, webhookNotFound(w.ID))
+	})
+	if err != nil {
+		return fmt.Errorf("update webhook: %w", err)
+	}
+	return nil
+}
+
+// DeleteWebhook removes a webhook. Its deliveries stay.
+func (s *Store) DeleteWebhook(ctx context.Context, companyID, id string) error {
+	err := s.w.do(ctx, func(tx *wtx) error {
+		res, err := tx.exec(`DELETE FROM webhooks WHERE company_id = ? AND id = ?`, companyID, id)
+		return affectedOne(res, err, webhookNotFound(id))
+	})
+	if err != nil {
+		return fmt.Errorf("delete webhook: %w", err)
+	}
+	return nil
+}
+
+const webhookColumns = `id, company_id, app_id, name, url, entity_types, events, fields, format, include_entity_data,
+	headers, retry_policy, minimum_retry_interval, retry_limit, timeout_ms, enabled, disabled_reason,
+	secret, created_at, updated_at`
+
+// webhookColumnsJSON are a webhook's JSON columns, encoded.
+type webhookColumnsJSON struct {
+	entityTypes, events, fields, headers string
+}
+
+func webhookJSON(w *pimhook.Webhook) (c webhookColumnsJSON, err error) {
+	for _, f := range []struct {
+		dst    *string
+		v      any
+		ifNull string
+	}{
+		{&c.entityTypes, w.EntityTypes, "[]"},
+		{&c.events, w.Events, "[]"},
+		{&c.fields, w.Fields, "[]"},
+		{&c.headers, w.Headers, "{}"},
+	} {
+		if *f.dst, err = jsonText(f.v, f.ifNull); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func scanWebhook(row scanner) (*pimhook.Webhook, error) {
+	var (
+		w                                    pimhook.Webhook
+		entityTypes, events, fields, headers string
+		created, updated                     int64
+	)
+	if err := row.Scan(&w.ID, &w.CompanyID, &w.AppID, &w.Name, &w.URL, &entityTypes, &events, &fields, &w.Format,
+		&w.IncludeEntityData, &headers, &w.RetryPolicy, &w.MinimumRetryInterval, &w.RetryLimit, &w.TimeoutMS,
+		&w.Enabled, &w.DisabledReason, &w.Secret, &created, &updated); err != nil {
+		return nil, err
+	}
+	w.EntityTypes, w.Events, w.Fields, w.Headers = []string{}, []pimhook.Action{}, []string{}, map[string]string{}
+	for _, f := range []struct {
+		src string
+		dst any
+	}{
+		{entityTypes, &w.EntityTypes}, {events, &w.Events}, {fields, &w.Fields}, {headers, &w.Headers},
+	} {
+		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
+		}
+	}
+	w.CreatedAt, w.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	return &w, nil
+}
+
+func webhookNotFound(id string) *pimhook.Error {
+	return pimhook.Errorf(pimhook.KindNotFound, pimhook.CodeWebhookNotFound, "webhook %q not found", id)
+}

@@ -1,0 +1,295 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// writeFunc is the work of one write request. It runs in the writer
+// goroutine, inside the batch's transaction and its own savepoint: an error
+// undoes its writes and no one else's. It must not call the Store's write
+// methods, which would wait for the writer it is running on.
+type writeFunc func(tx *wtx) error
+
+// wtx is the batch transaction as a write request sees it. Its statements
+// run under the writer's context, never cancelled, because interrupting a
+// statement would roll back the whole batch. Each query is prepared once
+// and reused by every later batch, so queries must be constant text, with
+// their variable parts as arguments.
+type wtx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	w     *writer
+	stmts map[string]*sql.Stmt // bound to tx
+}
+
+// stmt returns query prepared for this transaction.
+func (t *wtx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	var st *sql.Stmt
+	if ps, ok := t.w.stmts[query]; ok {
+		st = t.tx.StmtContext(t.ctx, ps)
+	} else {
+		// The connection is busy with this transaction: prepare it here
+		// for now, and for good once the batch is over.
+		var err error
+		if st, err = t.tx.PrepareContext(t.ctx, query); err != nil {
+			return nil, err
+		}
+		t.w.unprepared = append(t.w.unprepared, query)
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(t.ctx, args...)
+}
+
+func (t *wtx) queryRow(query string, args ...any) scanner {
+	st, err := t.stmt(query)
+	if err != nil {
+		return errScanner{err}
+	}
+	return st.QueryRowContext(t.ctx, args...)
+}
+
+// errScanner is a row that failed before it was read.
+type errScanner struct{ err error }
+
+// Scan returns the error.
+func (e errScanner) Scan(...any) error { return e.err }
+
+// writeRequest is one queued writeFunc and where its outcome goes.
+type writeRequest struct {
+	ctx  context.Context
+	fn   writeFunc
+	done chan error // buffered: the writer never waits for the caller
+}
+
+// wait returns the request's outcome. It does not give up when the
+// caller's context ends: a request the writer has picked up runs to the end,
+// and its caller learns the truth (the writer skips it if the context ended
+// while it was still queued).
+func (r *writeRequest) wait() error { return <-r.done }
+
+// writer owns the write connection. One goroutine takes a request, drains
+// whatever else is queued (up to maxBatch), runs them all in one
+// transaction and commits once, so concurrent writers share one fsync.
+type writer struct {
+	db       *sql.DB
+	maxBatch int
+	reqs     chan *writeRequest
+	stopped  chan struct{}
+
+	mu     sync.RWMutex // held for reading while sending on reqs, for writing while closing it
+	closed bool
+
+	// Owned by the writer goroutine.
+	stmts      map[string]*sql.Stmt // prepared on db's one connection
+	unprepared []string             // queries to add to stmts after this batch
+
+	batches  atomic.Int64 // transactions committed or attempted
+	requests atomic.Int64 // requests run
+}
+
+func startWriter(db *sql.DB, maxBatch int) *writer {
+	w := &writer{
+		db:       db,
+		maxBatch: maxBatch,
+		reqs:     make(chan *writeRequest, maxBatch),
+		stopped:  make(chan struct{}),
+		stmts:    map[string]*sql.Stmt{},
+	}
+	go w.run()
+	return w
+}
+
+// do runs fn in the next batch and returns its outcome once the batch has
+// committed. If ctx ends while the request is queued, the request is dropped
+// and ctx's error returned; once picked up it runs and may commit even if
+// ctx ends meanwhile, and do then reports what happened.
+func (w *writer) do(ctx context.Context, fn writeFunc) error {
+	r, err := w.submit(ctx, fn)
+	if err != nil {
+		return err
+	}
+	return r.wait()
+}
+
+// submit queues fn without waiting for its outcome.
+func (w *writer) submit(ctx context.Context, fn writeFunc) (*writeRequest, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := &writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return nil, errClosed
+	}
+	select {
+	case w.reqs <- r:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// close stops taking requests and returns once the queued ones are done. It
+// reports whether this call was the one that closed the writer.
+func (w *writer) close() bool {
+	w.mu.Lock()
+	first := !w.closed
+	if first {
+		w.closed = true
+		close(w.reqs)
+	}
+	w.mu.Unlock()
+	<-w.stopped
+	return first
+}
+
+func (w *writer) isClosed() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.closed
+}
+
+func (w *writer) run() {
+	defer close(w.stopped)
+	defer func() {
+		for _, st := range w.stmts {
+			st.Close()
+		}
+	}()
+	batch := make([]*writeRequest, 0, w.maxBatch)
+	for r := range w.reqs {
+		batch = append(batch[:0], r)
+	drain:
+		for len(batch) < w.maxBatch {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+		clear(batch) // let the requests and their closures go
+		w.prepare()
+	}
+}
+
+// prepare prepares the queries the last batch was the first to use. One
+// that fails is prepared again by the next batch that needs it.
+func (w *writer) prepare() {
+	for _, q := range w.unprepared {
+		if _, ok := w.stmts[q]; ok {
+			continue
+		}
+		if st, err := w.db.PrepareContext(context.Background(), q); err == nil {
+			w.stmts[q] = st
+		}
+	}
+	w.unprepared = w.unprepared[:0]
+}
+
+// commit runs batch in one transaction and answers every request after the
+// single COMMIT.
+func (w *writer) commit(batch []*writeRequest) {
+	errs := make([]error, len(batch))
+	ran := make([]bool, len(batch))
+	live := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		ran[i] = true
+		live++
+	}
+	defer func() {
+		for i, r := range batch {
+			r.done <- errs[i]
+		}
+	}()
+	if live == 0 {
+		return
+	}
+	w.batches.Add(1)
+	w.requests.Add(int64(live))
+
+	ctx := context.Background()
+	fail := func(err error) {
+		for i := range batch {
+			if ran[i] && errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	sqlTx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("begin write batch: %w", err))
+		return
+	}
+	tx := &wtx{ctx: ctx, tx: sqlTx, w: w, stmts: map[string]*sql.Stmt{}}
+	for i, r := range batch {
+		if !ran[i] {
+			continue
+		}
+		var broken error
+		errs[i], broken = apply(tx, r.fn)
+		if broken != nil {
+			// The transaction is gone or in an unknown state: nothing in
+			// this batch can be trusted to commit.
+			sqlTx.Rollback()
+			fail(fmt.Errorf("write batch aborted: %w", broken))
+			return
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		fail(fmt.Errorf("commit write batch: %w", err))
+	}
+}
+
+// apply runs fn inside a savepoint. err is fn's own failure, after which its
+// writes are undone; broken is a failure of the transaction itself.
+func apply(tx *wtx, fn writeFunc) (err, broken error) {
+	if _, err := tx.exec("SAVEPOINT request"); err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	err = runSafe(tx, fn)
+	if err != nil {
+		if _, rerr := tx.exec("ROLLBACK TO request"); rerr != nil {
+			return err, fmt.Errorf("roll back to savepoint: %w", rerr)
+		}
+	}
+	if _, rerr := tx.exec("RELEASE request"); rerr != nil {
+		return err, fmt.Errorf("release savepoint: %w", rerr)
+	}
+	return err, nil
+}
+
+// runSafe runs fn, turning a panic (in a caller's Decider, say) into the
+// request's error so that the writer and the other requests carry on.
+func runSafe(tx *wtx, fn writeFunc) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write request panicked: %v", p)
+		}
+	}()
+	return fn(tx)
+}

@@ -1,0 +1,146 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/pimhook/pimhook"
+)
+
+var webhookCases = []testCase{
+	{"RoundTrip", testWebhookRoundTrip},
+	{"Update", testWebhookUpdate},
+	{"Scoping", testWebhookScoping},
+	{"Delete", testWebhookDelete},
+}
+
+func testWebhookRoundTrip(t *testing.T, s pimhook.Store) {
+	ctx := t.Context()
+	c := newCompany(t, s, "Acme")
+	a := newApp(t, s, c.ID, false)
+
+	full := newWebhook(t, s, c.ID, a.ID, at(30))
+	bare := &pimhook.Webhook{
+		ID: pimhook.NewID(pimhook.PrefixWebhook, base), CompanyID: c.ID, AppID: a.ID, Name: "bare",
+		URL: "http://10.0.0.1:8080/in", Format: pimhook.FormatEvent, RetryPolicy: pimhook.RetryNone,
+		Enabled: false, DisabledReason: "receiver answered 410 Gone", Secret: pimhook.NewSecret(),
+		CreatedAt: at(10), UpdatedAt: at(11),
+	}
+	if err := s.CreateWebhook(ctx, bare); err != nil {
+		t.Fatalf("create webhook: %v", err)
+	}
+	odd := newWebhook(t, s, c.ID, a.ID, at(20))
+	odd.MinimumRetryInterval = 0.125
+
+	for _, w := range []*pimhook.Webhook{full, bare} {
+		got, err := s.Webhook(ctx, c.ID, w.ID)
+		if err != nil {
+			t.Fatalf("webhook: %v", err)
+		}
+		wantSame(t, "webhook", w, got)
+	}
+	if err := s.UpdateWebhook(ctx, odd); err != nil {
+		t.Fatalf("update webhook: %v", err)
+	}
+	got, err := s.Webhooks(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("webhooks: %v", err)
+	}
+	wantSame(t, "webhooks, oldest first", []*pimhook.Webhook{bare, odd, full}, got)
+}
+
+func testWebhookUpdate(t *testing.T, s pimhook.Store) {
+	ctx := t.Context()
+	c, other := newCompany(t, s, "Acme"), newCompany(t, s, "Globex")
+	a, b := newApp(t, s, c.ID, false), newApp(t, s, c.ID, false)
+	foreign := newApp(t, s, other.ID, false)
+	w := newWebhook(t, s, c.ID, a.ID, at(1))
+
+	upd := *w
+	upd.AppID, upd.Name, upd.URL = b.ID, "renamed", "https://erp.example.org/webhooks"
+	upd.EntityTypes, upd.Events, upd.Fields = []string{"categories"}, []pimhook.Action{pimhook.ActionDeleted}, []string{}
+	upd.Headers = map[string]string{"Authorization": "Bearer t0k3n"}
+	upd.IncludeEntityData, upd.RetryPolicy, upd.MinimumRetryInterval, upd.RetryLimit = false, pimhook.RetryExponential, 60.75, 3
+	upd.TimeoutMS, upd.Enabled, upd.DisabledReason, upd.Secret, upd.UpdatedAt = 0, false, "paused by user", pimhook.NewSecret(), at(50)
+	if err := s.UpdateWebhook(ctx, &upd); err != nil {
+		t.Fatalf("update webhook: %v", err)
+	}
+	got, err := s.Webhook(ctx, c.ID, w.ID)
+	if err != nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	wantSame(t, "updated webhook", &upd, got)
+
+	moved := upd
+	moved.AppID = foreign.ID
+	wantError(t, "move to another company's app", s.UpdateWebhook(ctx, &moved), pimhook.KindNotFound, pimhook.CodeAppNotFound)
+	got, err = s.Webhook(ctx, c.ID, w.ID)
+	if err != nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	wantSame(t, "webhook after refused move", &upd, got)
+
+	missing := upd
+	missing.ID = pimhook.NewID(pimhook.PrefixWebhook, base)
+	wantError(t, "update missing webhook", s.UpdateWebhook(ctx, &missing), pimhook.KindNotFound, pimhook.CodeWebhookNotFound)
+}
+
+func testWebhookScoping(t *testing.T, s pimhook.Store) {
+	ctx := t.Context()
+	c, other := newCompany(t, s, "Acme"), newCompany(t, s, "Globex")
+	a, foreign := newApp(t, s, c.ID, false), newApp(t, s, other.ID, false)
+	w := newWebhook(t, s, c.ID, a.ID, at(1))
+
+	_, err := s.Webhook(ctx, other.ID, w.ID)
+	wantError(t, "another company's webhook", err, pimhook.KindNotFound, pimhook.CodeWebhookNotFound)
+	if ws, err := s.Webhooks(ctx, other.ID); err != nil || len(ws) != 0 {
+		t.Errorf("webhooks of another company: %v, %v", ws, err)
+	}
+	stolen := *w
+	stolen.CompanyID, stolen.AppID = other.ID, foreign.ID
+	wantError(t, "update another company's webhook", s.UpdateWebhook(ctx, &stolen), pimhook.KindNotFound, pimhook.CodeWebhookNotFound)
+	wantError(t, "delete another company's webhook", s.DeleteWebhook(ctx, other.ID, w.ID), pimhook.KindNotFound, pimhook.CodeWebhookNotFound)
+	got, err := s.Webhook(ctx, c.ID, w.ID)
+	if err != nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	wantSame(t, "webhook after another company's attempts", w, got)
+
+	// A webhook cannot point at another company's app, or at no app.
+	for _, appID := range []string{foreign.ID, pimhook.NewID(pimhook.PrefixApp, base)} {
+		x := *w
+		x.ID = pimhook.NewID(pimhook.PrefixWebhook, base)
+		x.AppID = appID
+		wantError(t, "webhook of a foreign or missing app", s.CreateWebhook(ctx, &x), pimhook.KindNotFound, pimhook.CodeAppNotFound)
+		_, err := s.Webhook(ctx, c.ID, x.ID)
+		wantError(t, "refused webhook", err, pimhook.KindNotFound, pimhook.CodeWebhookNotFound)
+	}
+
+	dup := *w
+	dup.Name = "dup"
+	wantError(t, "create existing webhook", s.CreateWebhook(ctx, &dup), pimhook.KindConflict, "")
+}
+
+func testWebhookDelete(t *testing.T, s pimhook.Store) {
+	ctx := t.Context()
+	c := newCompany(t, s, "Acme")
+	a := newApp(t, s, c.ID, false)
+	w1, w2 := newWebhook(t, s, c.ID, a.ID, at(1)), newWebhook(t, s, c.ID, a.ID, at(2))
+
+	// Pending deliveries of a deleted webhook stay for the dispatcher.
+	tr := newTracker()
+	ingest(t, s, c.ID, tr.fanOut(target{a.ID, w1.ID}), event(c.ID, "p1", pimhook.ActionCreated, `{}`, at(3)))
+	if err := s.DeleteWebhook(ctx, c.ID, w1.ID); err != nil {
+		t.Fatalf("delete webhook: %v", err)
+	}
+	_, err := s.Webhook(ctx, c.ID, w1.ID)
+	wantError(t, "deleted webhook", err, pimhook.KindNotFound, pimhook.CodeWebhookNotFound)
+	wantError(t, "delete twice", s.DeleteWebhook(ctx, c.ID, w1.ID), pimhook.KindNotFound, pimhook.CodeWebhookNotFound)
+	ws, err := s.Webhooks(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("webhooks: %v", err)
+	}
+	wantSame(t, "webhooks after delete", []*pimhook.Webhook{w2}, ws)
+	if ds := pending(t, s, a.ID, 10); len(ds) != 1 || ds[0].WebhookID != w1.ID {
+		t.Errorf("pending deliveries of a deleted webhook: %v", ids(ds))
+	}
+}
