@@ -1,0 +1,262 @@
+package dispatch
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/pimhook/pimhook"
+)
+
+// Catalog is a pimhook.Store that keeps companies, API keys, apps and
+// webhooks in memory. Ingest reads every webhook of a company for every
+// event, and the workers read a webhook for every attempt: both must not cost
+// a query. Writes go through to the store and drop what they change from the
+// cache, so a webhook created by one request is seen by the next.
+//
+// Methods of the pimhook.Store interface return copies, so callers may
+// modify them; the unexported lookups used on the hot path do not copy.
+type Catalog struct {
+	pimhook.Store
+
+	mu        sync.RWMutex
+	keys      map[string]*pimhook.Company // API key hash -> company
+	companies map[string]*pimhook.Company // id -> company
+	apps      map[string]*pimhook.App     // id -> app
+	hooks     map[string]*companyWebhooks // company id -> webhooks
+	gen       uint64                      // bumped by every invalidation, so a stale load is not cached
+}
+
+type companyWebhooks struct {
+	list []*pimhook.Webhook
+	byID map[string]*pimhook.Webhook
+}
+
+var _ pimhook.Store = (*Catalog)(nil)
+
+// NewCatalog returns a Catalog in front of s.
+func NewCatalog(s pimhook.Store) *Catalog {
+	return &Catalog{
+		Store:     s,
+		keys:      map[string]*pimhook.Company{},
+		companies: map[string]*pimhook.Company{},
+		apps:      map[string]*pimhook.App{},
+		hooks:     map[string]*companyWebhooks{},
+	}
+}
+
+// CompanyByAPIKey returns the company of a key hash from the cache.
+func (c *Catalog) CompanyByAPIKey(ctx context.Context, hash string) (*pimhook.Company, error) {
+	c.mu.RLock()
+	co, ok := c.keys[hash]
+	gen := c.gen
+	c.mu.RUnlock()
+	if !ok {
+		var err error
+		if co, err = c.Store.CompanyByAPIKey(ctx, hash); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if c.gen == gen {
+			c.keys[hash] = co
+		}
+		c.mu.Unlock()
+	}
+	cp := *co
+	return &cp, nil
+}
+
+// Company returns a company from the cache.
+func (c *Catalog) Company(ctx context.Context, id string) (*pimhook.Company, error) {
+	co, err := c.company(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cp := *co
+	return &cp, nil
+}
+
+func (c *Catalog) company(ctx context.Context, id string) (*pimhook.Company, error) {
+	c.mu.RLock()
+	co, ok := c.companies[id]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok {
+		return co, nil
+	}
+	co, err := c.Store.Company(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.companies[id] = co
+	}
+	c.mu.Unlock()
+	return co, nil
+}
+
+// UpdateCompany writes through and drops the company and its keys from the cache.
+func (c *Catalog) UpdateCompany(ctx context.Context, co *pimhook.Company) error {
+	defer c.invalidate(func() {
+		delete(c.companies, co.ID)
+		clear(c.keys)
+	})
+	return c.Store.UpdateCompany(ctx, co)
+}
+
+// App returns an app of a company from the cache.
+func (c *Catalog) App(ctx context.Context, companyID, id string) (*pimhook.App, error) {
+	a, err := c.app(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.CompanyID != companyID {
+		return nil, pimhook.Errorf(pimhook.KindNotFound, pimhook.CodeAppNotFound, "app %q not found", id)
+	}
+	cp := *a
+	return &cp, nil
+}
+
+// AppByID returns an app from the cache.
+func (c *Catalog) AppByID(ctx context.Context, id string) (*pimhook.App, error) {
+	a, err := c.app(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cp := *a
+	return &cp, nil
+}
+
+func (c *Catalog) app(ctx context.Context, id string) (*pimhook.App, error) {
+	c.mu.RLock()
+	a, ok := c.apps[id]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok {
+		return a, nil
+	}
+	a, err := c.Store.AppByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.apps[id] = a
+	}
+	c.mu.Unlock()
+	return a, nil
+}
+
+// CreateApp writes through.
+func (c *Catalog) CreateApp(ctx context.Context, a *pimhook.App) error {
+	defer c.invalidate(func() { delete(c.apps, a.ID) })
+	return c.Store.CreateApp(ctx, a)
+}
+
+// UpdateApp writes through and drops the app from the cache.
+func (c *Catalog) UpdateApp(ctx context.Context, a *pimhook.App) error {
+	defer c.invalidate(func() { delete(c.apps, a.ID) })
+	return c.Store.UpdateApp(ctx, a)
+}
+
+// DeleteApp writes through and drops the app from the cache.
+func (c *Catalog) DeleteApp(ctx context.Context, companyID, id string) error {
+	defer c.invalidate(func() { delete(c.apps, id) })
+	return c.Store.DeleteApp(ctx, companyID, id)
+}
+
+// Webhook returns a webhook of a company from the cache.
+func (c *Catalog) Webhook(ctx context.Context, companyID, id string) (*pimhook.Webhook, error) {
+	w, err := c.webhook(ctx, companyID, id)
+	if err != nil {
+		return nil, err
+	}
+	return cloneWebhook(w), nil
+}
+
+// Webhooks lists a company's webhooks from the cache.
+func (c *Catalog) Webhooks(ctx context.Context, companyID string) ([]*pimhook.Webhook, error) {
+	cw, err := c.webhooks(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*pimhook.Webhook, len(cw.list))
+	for i, w := range cw.list {
+		out[i] = cloneWebhook(w)
+	}
+	return out, nil
+}
+
+func (c *Catalog) webhook(ctx context.Context, companyID, id string) (*pimhook.Webhook, error) {
+	cw, err := c.webhooks(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	w, ok := cw.byID[id]
+	if !ok {
+		return nil, pimhook.Errorf(pimhook.KindNotFound, pimhook.CodeWebhookNotFound, "webhook %q not found", id)
+	}
+	return w, nil
+}
+
+func (c *Catalog) webhooks(ctx context.Context, companyID string) (*companyWebhooks, error) {
+	c.mu.RLock()
+	cw, ok := c.hooks[companyID]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok {
+		return cw, nil
+	}
+	list, err := c.Store.Webhooks(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	cw = &companyWebhooks{list: list, byID: make(map[string]*pimhook.Webhook, len(list))}
+	for _, w := range list {
+		cw.byID[w.ID] = w
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.hooks[companyID] = cw
+	}
+	c.mu.Unlock()
+	return cw, nil
+}
+
+// CreateWebhook writes through and drops the company's webhooks from the cache.
+func (c *Catalog) CreateWebhook(ctx context.Context, w *pimhook.Webhook) error {
+	defer c.invalidate(func() { delete(c.hooks, w.CompanyID) })
+	return c.Store.CreateWebhook(ctx, w)
+}
+
+// UpdateWebhook writes through and drops the company's webhooks from the cache.
+func (c *Catalog) UpdateWebhook(ctx context.Context, w *pimhook.Webhook) error {
+	defer c.invalidate(func() { delete(c.hooks, w.CompanyID) })
+	return c.Store.UpdateWebhook(ctx, w)
+}
+
+// DeleteWebhook writes through and drops the company's webhooks from the cache.
+func (c *Catalog) DeleteWebhook(ctx context.Context, companyID, id string) error {
+	defer c.invalidate(func() { delete(c.hooks, companyID) })
+	return c.Store.DeleteWebhook(ctx, companyID, id)
+}
+
+// invalidate runs drop under the lock after a write, whether or not the write
+// succeeded: a failed write may still have changed the store.
+func (c *Catalog) invalidate(drop func()) {
+	c.mu.Lock()
+	c.gen++
+	drop()
+	c.mu.Unlock()
+}
+
+func cloneWebhook(w *pimhook.Webhook) *pimhook.Webhook {
+	cp := *w
+	cp.EntityTypes = slices.Clone(w.EntityTypes)
+	cp.Events = slices.Clone(w.Events)
+	cp.Fields = slices.Clone(w.Fields)
+	cp.Headers = maps.Clone(w.Headers)
+	return &cp
+}

@@ -1,0 +1,512 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pimhook/pimhook"
+)
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Catalog is the store, behind its cache.
+	Catalog *Catalog
+	// Client makes the HTTP attempts.
+	Client *Client
+	// Clock tells the time and schedules retries; nil means the system clock.
+	Clock pimhook.Clock
+	// Logger receives one line per failed attempt (info) and per attempt (debug).
+	Logger *slog.Logger
+	// SharedWorkers is the size of the general shared pool: how many apps it
+	// serves at once. Default 32.
+	SharedWorkers int
+	// TypeWorkers gives app types a shared pool of their own, of the given
+	// size; shared apps of other types use the general pool.
+	TypeWorkers map[string]int
+	// BatchSize is how many pending deliveries of an app are read at once.
+	// Default 64.
+	BatchSize int
+	// Turn is how many deliveries an app in a shared pool sends before the
+	// worker moves on to the next ready app. Default 32.
+	Turn int
+	// DrainTimeout bounds how long Stop lets in-flight attempts finish.
+	// Default 10s.
+	DrainTimeout time.Duration
+	// Jitter returns a number in [0, 0.1) that stretches exponential
+	// backoff; nil means random.
+	Jitter func() float64
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = pimhook.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SharedWorkers <= 0 {
+		c.SharedWorkers = 32
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 64
+	}
+	if c.Turn <= 0 {
+		c.Turn = 32
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.Jitter == nil {
+		c.Jitter = func() float64 { return rand.Float64() * 0.1 }
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.Catalog == nil || c.Client == nil {
+		return errors.New("dispatch: Config needs a Catalog and a Client")
+	}
+	for t, n := range c.TypeWorkers {
+		if n <= 0 {
+			return fmt.Errorf("dispatch: pool for app type %q must have at least one worker", t)
+		}
+	}
+	return nil
+}
+
+// Attribute keys of log lines.
+const (
+	attrApp      = "app_id"
+	attrDelivery = "delivery_id"
+	attrWebhook  = "webhook_id"
+	attrAttempt  = "attempt"
+	attrStatus   = "status_code"
+	attrError    = "error"
+	attrDuration = "duration"
+)
+
+// Dispatcher sends deliveries. Each app is served by one worker at a time,
+// so its deliveries go out one after another in queue order; a failing head
+// delivery holds its own app and nothing else. Apps are served from pools:
+// a dedicated app has a worker of its own, a shared app uses the pool of its
+// app type if there is one, else the general shared pool.
+//
+// The dispatcher never scans: the store tells it at Start which apps have
+// pending work, Ingest wakes the apps it filled, and a timer wakes an app
+// whose head delivery waits for a retry.
+type Dispatcher struct {
+	cfg    Config
+	cat    *Catalog
+	store  pimhook.Store
+	client *Client
+	clock  pimhook.Clock
+	log    *slog.Logger
+
+	// sendCtx is cancelled when Stop runs out of patience with in-flight
+	// attempts.
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
+
+	mu       sync.Mutex
+	apps     map[string]*appState
+	pools    map[string]*pool
+	started  bool
+	stopping bool
+	workers  sync.WaitGroup
+}
+
+// appState is where one app stands. Its fields are guarded by Dispatcher.mu.
+// The state machine is what guarantees one worker per app: only a worker
+// that popped the app from a ready queue (idle/waiting -> queued -> running)
+// serves it, and only that worker moves it on.
+type appState struct {
+	id    string
+	pool  string // the pool it was last assigned to
+	state appRun
+	dirty bool        // work arrived while running: look again before going idle
+	stop  func() bool // cancels the retry timer of a waiting app
+}
+
+type appRun int
+
+const (
+	appIdle    appRun = iota // nothing to do, as far as we know
+	appQueued                // in a pool's ready queue
+	appRunning               // a worker is serving it
+	appWaiting               // its head delivery waits for a retry time
+)
+
+// pool is a set of workers and the FIFO of apps ready for them.
+type pool struct {
+	name  string
+	size  int
+	ready []*appState
+	cond  *sync.Cond
+}
+
+// New returns a Dispatcher; Start sets it going.
+func New(cfg Config) (*Dispatcher, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Dispatcher{
+		cfg: cfg, cat: cfg.Catalog, store: cfg.Catalog, client: cfg.Client,
+		clock: cfg.Clock, log: cfg.Logger,
+		sendCtx: ctx, cancelSend: cancel,
+		apps:  map[string]*appState{},
+		pools: map[string]*pool{},
+	}, nil
+}
+
+// Start wakes every app that has pending deliveries in the store.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.mu.Lock()
+	d.started = true
+	d.mu.Unlock()
+	ids, err := d.store.PendingApps(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatch: start: %w", err)
+	}
+	for _, id := range ids {
+		d.Notify(id)
+	}
+	return nil
+}
+
+// Stop stops taking work, lets in-flight attempts finish for at most
+// DrainTimeout (or until ctx is done), then cancels what is left. Cancelled
+// attempts are not recorded: their deliveries stay pending and go out after
+// a restart.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	d.stopping = true
+	for _, st := range d.apps {
+		if st.stop != nil {
+			st.stop()
+		}
+	}
+	for _, p := range d.pools {
+		p.cond.Broadcast()
+	}
+	d.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { d.workers.Wait(); close(done) }()
+	timer := time.NewTimer(d.cfg.DrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		d.cancelSend()
+		return nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	d.cancelSend()
+	<-done
+	return nil
+}
+
+// Notify tells the dispatcher that an app may have new pending deliveries.
+func (d *Dispatcher) Notify(appID string) {
+	pool := d.poolName(appID)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping {
+		return
+	}
+	st, ok := d.apps[appID]
+	if !ok {
+		st = &appState{id: appID}
+		d.apps[appID] = st
+	}
+	st.pool = pool
+	switch st.state {
+	case appIdle:
+		d.enqueueLocked(st)
+	case appRunning:
+		st.dirty = true
+	case appQueued, appWaiting:
+		// Queued apps will read their queue; waiting ones must wait for
+		// their head delivery anyway.
+	}
+}
+
+// enqueueLocked puts st at the tail of its pool's ready queue.
+func (d *Dispatcher) enqueueLocked(st *appState) {
+	p := d.poolLocked(st.pool)
+	st.state = appQueued
+	p.ready = append(p.ready, st)
+	p.cond.Signal()
+}
+
+// poolName picks the pool of an app from its current settings. An app that
+// cannot be read (deleted, store trouble) is served by the general pool,
+// which still drains or skips its deliveries.
+func (d *Dispatcher) poolName(appID string) string {
+	a, err := d.cat.app(context.Background(), appID)
+	if err != nil {
+		return "shared"
+	}
+	if a.Worker == pimhook.WorkerDedicated {
+		return "app:" + a.ID
+	}
+	if _, ok := d.cfg.TypeWorkers[a.AppType]; ok {
+		return "type:" + a.AppType
+	}
+	return "shared"
+}
+
+// poolLocked returns the named pool, creating it and its workers on first use.
+func (d *Dispatcher) poolLocked(name string) *pool {
+	if p, ok := d.pools[name]; ok {
+		return p
+	}
+	size := d.cfg.SharedWorkers
+	switch {
+	case len(name) > 4 && name[:4] == "app:":
+		size = 1
+	case len(name) > 5 && name[:5] == "type:":
+		size = d.cfg.TypeWorkers[name[5:]]
+	}
+	p := &pool{name: name, size: size, cond: sync.NewCond(&d.mu)}
+	d.pools[name] = p
+	for range size {
+		d.workers.Add(1)
+		go d.work(p)
+	}
+	return p
+}
+
+// work is one worker of a pool: it serves ready apps one at a time.
+func (d *Dispatcher) work(p *pool) {
+	defer d.workers.Done()
+	d.mu.Lock()
+	for {
+		for len(p.ready) == 0 && !d.stopping {
+			p.cond.Wait()
+		}
+		if d.stopping {
+			d.mu.Unlock()
+			return
+		}
+		st := p.ready[0]
+		p.ready[0] = nil
+		p.ready = p.ready[1:]
+		st.state, st.dirty = appRunning, false
+		d.mu.Unlock()
+
+		next, wait := d.serve(st.id)
+
+		d.mu.Lock()
+		switch {
+		case d.stopping:
+			st.state = appIdle
+		case next == serveWait:
+			st.state = appWaiting
+			st.stop = d.clock.AfterFunc(wait, func() { d.wake(st) })
+		case next == serveMore:
+			d.enqueueLocked(st)
+		case st.dirty:
+			d.enqueueLocked(st)
+		default:
+			st.state = appIdle
+		}
+	}
+}
+
+// wake ends the wait of an app whose head delivery is due.
+func (d *Dispatcher) wake(st *appState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st.state == appWaiting && !d.stopping {
+		st.stop = nil
+		d.enqueueLocked(st)
+	}
+}
+
+type serveResult int
+
+const (
+	serveIdle serveResult = iota // the queue is empty
+	serveMore                    // the turn is over but work remains
+	serveWait                    // the head delivery waits for a retry
+)
+
+// storeRetry is how long an app waits after the store failed it.
+const storeRetry = time.Second
+
+// serve sends an app's pending deliveries in queue order for one turn.
+func (d *Dispatcher) serve(appID string) (serveResult, time.Duration) {
+	ctx := d.sendCtx
+	sent := 0
+	for {
+		batch, err := d.store.PendingDeliveries(ctx, appID, 0, d.cfg.BatchSize)
+		if err != nil {
+			d.log.Error("read app queue", attrApp, appID, attrError, err)
+			return serveWait, storeRetry
+		}
+		if len(batch) == 0 {
+			d.mu.Lock()
+			dirty := d.apps[appID].dirty
+			d.apps[appID].dirty = false
+			d.mu.Unlock()
+			if dirty {
+				continue
+			}
+			return serveIdle, 0
+		}
+		for _, dl := range batch {
+			if d.isStopping() {
+				return serveIdle, 0
+			}
+			if sent >= d.cfg.Turn {
+				return serveMore, 0
+			}
+			if wait := dl.NextAttemptAt.Sub(d.clock.Now()); wait > 0 {
+				return serveWait, wait
+			}
+			retry, err := d.attempt(ctx, dl)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Error("record attempt", attrApp, appID, attrDelivery, dl.ID, attrError, err)
+				}
+				return serveWait, storeRetry
+			}
+			sent++
+			if retry {
+				break // the head is still pending: read the queue again
+			}
+		}
+	}
+}
+
+func (d *Dispatcher) isStopping() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopping
+}
+
+// attempt makes one attempt of dl and records it. retry reports that dl is
+// still pending (its NextAttemptAt says when to try again).
+func (d *Dispatcher) attempt(ctx context.Context, dl *pimhook.Delivery) (retry bool, err error) {
+	w, err := d.cat.webhook(ctx, dl.CompanyID, dl.WebhookID)
+	if pimhook.IsNotFound(err) {
+		return false, d.skip(ctx, dl, "webhook deleted")
+	}
+	if err != nil {
+		return false, err
+	}
+	if !w.Enabled {
+		return false, d.skip(ctx, dl, "webhook disabled")
+	}
+	co, err := d.cat.company(ctx, dl.CompanyID)
+	if err != nil {
+		return false, err
+	}
+
+	n := dl.Attempts + 1
+	start := d.clock.Now()
+	resp := d.client.Send(ctx, Request{
+		URL:       w.URL,
+		MsgID:     dl.ID,
+		Body:      withAttempt(dl.Payload, n),
+		Secrets:   []string{w.Secret},
+		Headers:   w.Headers,
+		Timeout:   w.EffectiveTimeout(co.Preferences),
+		Timestamp: start,
+	})
+	if ctx.Err() != nil {
+		// Cancelled by Stop: the attempt did not really happen.
+		return false, ctx.Err()
+	}
+	now := d.clock.Now()
+	a := &pimhook.Attempt{
+		ID: pimhook.NewID(pimhook.PrefixAttempt, now), DeliveryID: dl.ID, Number: n,
+		StartedAt: start, Duration: resp.Duration, StatusCode: resp.StatusCode,
+	}
+	dl.Attempts, dl.LastStatusCode, dl.UpdatedAt = n, resp.StatusCode, now
+	ok := resp.Err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300
+	var disable string
+	switch {
+	case ok:
+		a.Succeeded = true
+		dl.Status, dl.LastError, dl.FinishedAt = pimhook.DeliverySucceeded, "", &now
+	case resp.StatusCode == http.StatusGone:
+		a.Error = "receiver answered 410 Gone: webhook disabled"
+		disable = a.Error
+		dl.Status, dl.FinishedAt = pimhook.DeliveryFailed, &now
+	case resp.ErrCode == "target_forbidden" || resp.ErrCode == "invalid_request":
+		a.Error = resp.Err.Error()
+		dl.Status, dl.FinishedAt = pimhook.DeliveryFailed, &now
+	case ShouldRetry(w.RetryPolicy, w.RetryLimit, n):
+		delay := RetryDelay(w.RetryPolicy, w.MinimumRetryInterval, n, d.cfg.Jitter())
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			delay = RetryAfterDelay(delay, resp.RetryAfter)
+		}
+		dl.NextAttemptAt = now.Add(delay)
+		retry = true
+	default:
+		dl.Status, dl.FinishedAt = pimhook.DeliveryFailed, &now
+	}
+	if !ok {
+		if a.Error == "" {
+			a.Error = attemptError(resp)
+		}
+		a.ResponseBody = string(resp.Body)
+		dl.LastError = a.Error
+	}
+	if err := d.store.RecordAttempt(ctx, dl, a); err != nil {
+		return false, fmt.Errorf("record attempt: %w", err)
+	}
+	d.logAttempt(dl, a, retry)
+	if disable != "" {
+		if err := d.disable(ctx, w, disable); err != nil {
+			d.log.Error("disable webhook", attrWebhook, w.ID, attrError, err)
+		}
+	}
+	return retry, nil
+}
+
+func attemptError(r Response) string {
+	if r.Err != nil {
+		return r.Err.Error()
+	}
+	return fmt.Sprintf("receiver answered %d %s", r.StatusCode, http.StatusText(r.StatusCode))
+}
+
+func (d *Dispatcher) logAttempt(dl *pimhook.Delivery, a *pimhook.Attempt, retry bool) {
+	attrs := []any{attrApp, dl.AppID, attrWebhook, dl.WebhookID, attrDelivery, dl.ID, attrAttempt, a.Number, attrStatus, a.StatusCode, attrDuration, a.Duration}
+	if a.Succeeded {
+		d.log.Debug("delivered", attrs...)
+		return
+	}
+	attrs = append(attrs, attrError, a.Error, "retry", retry)
+	d.log.Info("attempt failed", attrs...)
+}
+
+// skip ends a delivery whose webhook no longer wants it.
+func (d *Dispatcher) skip(ctx context.Context, dl *pimhook.Delivery, reason string) error {
+	now := d.clock.Now()
+	dl.Status, dl.LastError, dl.UpdatedAt, dl.FinishedAt = pimhook.DeliverySkipped, reason, now, &now
+	// A skip made no request, so it records no attempt.
+	if err := d.store.RecordAttempt(ctx, dl, nil); err != nil {
+		return fmt.Errorf("skip delivery: %w", err)
+	}
+	return nil
+}
+
+// disable turns a webhook off after its receiver said it is gone.
+func (d *Dispatcher) disable(ctx context.Context, w *pimhook.Webhook, reason string) error {
+	cp := cloneWebhook(w)
+	cp.Enabled, cp.DisabledReason, cp.UpdatedAt = false, reason, d.clock.Now()
+	return d.cat.UpdateWebhook(ctx, cp)
+}

@@ -1,0 +1,207 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/change"
+)
+
+// subscription is a webhook with the app it belongs to, as fan-out needs it.
+type subscription struct {
+	hook *pimhook.Webhook
+	app  *pimhook.App
+}
+
+// Ingest detects what changed in each event, fans the event out to the
+// company's webhooks, and stores events, entity states and deliveries in one
+// durable write. When it returns, the apps that received deliveries have been
+// woken.
+func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*pimhook.Event) ([]pimhook.IngestResult, error) {
+	now := d.clock.Now()
+	for _, ev := range events {
+		ev.CompanyID = co.ID
+		if ev.ID == "" {
+			ev.ID = pimhook.NewID(pimhook.PrefixEvent, now)
+		}
+		if ev.ReceivedAt.IsZero() {
+			ev.ReceivedAt = now
+		}
+		fp, err := fingerprint(ev)
+		if err != nil {
+			return nil, err
+		}
+		ev.Fingerprint = fp
+	}
+	subs, err := d.subscriptions(ctx, co.ID)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	var woken []string
+	decide := func(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error) {
+		dec, err := detect(ev, stored)
+		if err != nil || dec.Unchanged {
+			return dec, err
+		}
+		dec.Deliveries, err = fanOut(ev, co, subs, now)
+		for _, dl := range dec.Deliveries {
+			woken = append(woken, dl.AppID)
+		}
+		return dec, err
+	}
+	results, err := d.store.Ingest(ctx, co.ID, events, decide)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range woken {
+		d.Notify(id)
+	}
+	return results, nil
+}
+
+// subscriptions returns the company's webhooks that can receive events, with
+// their apps.
+func (d *Dispatcher) subscriptions(ctx context.Context, companyID string) ([]subscription, error) {
+	cw, err := d.cat.webhooks(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	subs := make([]subscription, 0, len(cw.list))
+	for _, w := range cw.list {
+		if !w.Enabled {
+			continue
+		}
+		a, err := d.cat.app(ctx, w.AppID)
+		if err != nil {
+			return nil, fmt.Errorf("app of webhook %s: %w", w.ID, err)
+		}
+		subs = append(subs, subscription{hook: w, app: a})
+	}
+	return subs, nil
+}
+
+// detect is change detection: given the stored state of the entity, it works
+// out what the event really is, the entity's next revision and what changed.
+//
+// The rules: an update of an entity pimhook has never seen (and for which no
+// previous data was posted) is a creation; a creation of a live entity is an
+// update; an update that changes nothing is no event at all; deleting an
+// entity that is already deleted is no event; a deletion without data
+// carries the last known data.
+func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error) {
+	live := stored != nil && !stored.Deleted
+	rev := int64(1)
+	if stored != nil {
+		rev = stored.Revision + 1
+	}
+	entity := &pimhook.Entity{CompanyID: ev.CompanyID, Type: ev.EntityType, ID: ev.EntityID, Data: ev.Data, Revision: rev, UpdatedAt: ev.ReceivedAt}
+
+	switch ev.Action {
+	case pimhook.ActionDeleted:
+		if stored != nil && stored.Deleted {
+			return pimhook.Decision{Unchanged: true}, nil
+		}
+		if isEmptyJSON(ev.Data) && stored != nil {
+			ev.Data = stored.Data
+		}
+		entity.Data, entity.Deleted = ev.Data, true
+		ev.EffectiveAction = pimhook.ActionDeleted
+	default:
+		prev := ev.Previous
+		if len(prev) == 0 && live {
+			prev = stored.Data
+		}
+		if len(prev) == 0 {
+			ev.EffectiveAction = pimhook.ActionCreated
+			break
+		}
+		changes, err := change.Diff(prev, ev.Data)
+		if err != nil {
+			return pimhook.Decision{}, pimhook.FieldError(pimhook.CodeInvalidEvent, "data", "cannot compare data: %v", err)
+		}
+		if len(changes) == 0 {
+			dec := pimhook.Decision{Unchanged: true}
+			// The posted previous state wins over the stored one; when the
+			// stored state lags, it still becomes the posted data.
+			if len(ev.Previous) > 0 && (stored == nil || !bytes.Equal(stored.Data, ev.Data)) {
+				entity.Revision = max(rev-1, 1)
+				dec.Entity = entity
+			}
+			if stored != nil {
+				ev.Revision = stored.Revision
+			}
+			return dec, nil
+		}
+		ev.EffectiveAction = pimhook.ActionUpdated
+		ev.ChangedFields = changes
+	}
+	ev.Revision = rev
+	return pimhook.Decision{Entity: entity}, nil
+}
+
+// fanOut matches ev against the subscriptions and renders one delivery per
+// match, in webhook order.
+func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now time.Time) ([]*pimhook.Delivery, error) {
+	var out []*pimhook.Delivery
+	for _, s := range subs {
+		w := s.hook
+		if !w.Wants(ev.EntityType, ev.EffectiveAction) || (ev.SourceAppID != "" && w.AppID == ev.SourceAppID) {
+			continue
+		}
+		changes := ev.ChangedFields
+		if ev.EffectiveAction == pimhook.ActionUpdated && len(w.Fields) > 0 {
+			if changes = w.MonitoredChanges(changes); len(changes) == 0 {
+				continue
+			}
+		}
+		body, err := eventBody(ev, co, s.app, w, changes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &pimhook.Delivery{
+			ID:            pimhook.NewID(pimhook.PrefixDelivery, now),
+			CompanyID:     co.ID,
+			AppID:         w.AppID,
+			WebhookID:     w.ID,
+			EventID:       ev.ID,
+			EventName:     ev.Name(),
+			Payload:       body,
+			Status:        pimhook.DeliveryPending,
+			NextAttemptAt: now,
+			CreatedAt:     now,
+			UpdatedAt:     now,
+		})
+	}
+	return out, nil
+}
+
+// fingerprint identifies what was posted, so that a retried post with the
+// same idempotency key is told apart from a reused key.
+func fingerprint(ev *pimhook.Event) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", ev.EntityType, ev.EntityID, ev.Action, ev.SourceAppID)
+	for _, doc := range []json.RawMessage{ev.Data, ev.Previous} {
+		if isEmptyJSON(doc) {
+			h.Write([]byte{0})
+			continue
+		}
+		c, err := change.Canonical(doc)
+		if err != nil {
+			return "", pimhook.FieldError(pimhook.CodeInvalidEvent, "data", "data is not valid JSON: %v", err)
+		}
+		h.Write(c)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func isEmptyJSON(b json.RawMessage) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || bytes.Equal(b, []byte("null"))
+}
