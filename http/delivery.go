@@ -1,0 +1,238 @@
+package http
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pimhook/pimhook"
+)
+
+// Delivery list page sizes.
+const (
+	DefaultDeliveryLimit = 50
+	MaxDeliveryLimit     = 1000 // also what the store returns at most
+)
+
+// deliveryJSON is a delivery as the API shows it. The payload and the
+// attempts appear only in the answer about one delivery; lists carry the
+// number of attempts.
+type deliveryJSON struct {
+	ID             string                 `json:"id"`
+	AppID          string                 `json:"app_id"`
+	WebhookID      string                 `json:"webhook_id"`
+	EventID        string                 `json:"event_id"`
+	Event          string                 `json:"event"`
+	Status         pimhook.DeliveryStatus `json:"status"`
+	AttemptCount   int                    `json:"attempt_count"`
+	NextAttemptAt  *time.Time             `json:"next_attempt_at"`
+	LastStatusCode *int                   `json:"last_status_code"`
+	LastError      *string                `json:"last_error"`
+	CreatedAt      time.Time              `json:"created_at"`
+	UpdatedAt      time.Time              `json:"updated_at"`
+	FinishedAt     *time.Time             `json:"finished_at"`
+}
+
+// deliveryDetailJSON is one delivery with its payload and attempts.
+type deliveryDetailJSON struct {
+	deliveryJSON
+	Payload  json.RawMessage `json:"payload"`
+	Attempts []attemptJSON   `json:"attempts"`
+}
+
+// attemptJSON is one attempt as the API shows it. Absent values are null.
+type attemptJSON struct {
+	ID           string    `json:"id"`
+	Number       int       `json:"number"`
+	StartedAt    time.Time `json:"started_at"`
+	DurationMS   int64     `json:"duration_ms"`
+	StatusCode   *int      `json:"status_code"`
+	Succeeded    bool      `json:"succeeded"`
+	Error        *string   `json:"error"`
+	ResponseBody *string   `json:"response_body"`
+}
+
+func toDeliveryJSON(d *pimhook.Delivery) deliveryJSON {
+	out := deliveryJSON{
+		ID: d.ID, AppID: d.AppID, WebhookID: d.WebhookID, EventID: d.EventID, Event: d.EventName,
+		Status: d.Status, AttemptCount: d.Attempts,
+		NextAttemptAt:  utcOrNil(d.NextAttemptAt),
+		LastStatusCode: nonZero(d.LastStatusCode),
+		LastError:      nonZero(d.LastError),
+		CreatedAt:      d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+	}
+	if d.FinishedAt != nil {
+		out.FinishedAt = utcOrNil(*d.FinishedAt)
+	}
+	if d.Status != pimhook.DeliveryPending {
+		out.NextAttemptAt = nil // nothing more will be tried
+	}
+	return out
+}
+
+func toAttemptJSON(a *pimhook.Attempt) attemptJSON {
+	return attemptJSON{
+		ID: a.ID, Number: a.Number, StartedAt: a.StartedAt.UTC(), DurationMS: a.Duration.Milliseconds(),
+		StatusCode: nonZero(a.StatusCode), Succeeded: a.Succeeded,
+		Error: nonZero(a.Error), ResponseBody: nonZero(a.ResponseBody),
+	}
+}
+
+// listDeliveries pages through a company's deliveries, newest first.
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	f, err := deliveryFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	f.CompanyID = companyFrom(r.Context()).ID
+	limit := f.Limit
+	f.Limit = min(limit+1, MaxDeliveryLimit) // one more tells whether a next page exists
+	list, err := s.Store.Deliveries(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("list deliveries: %w", err)
+	}
+	// A page of the store's maximum cannot look ahead; offer the cursor and
+	// let the next page come back empty if need be.
+	more := len(list) > limit || (len(list) == limit && limit == MaxDeliveryLimit)
+	list = list[:min(len(list), limit)]
+	var next *string
+	if more && len(list) > 0 {
+		c := encodeCursor(list[len(list)-1].Seq)
+		next = &c
+	}
+	page := mapList(list, toDeliveryJSON)
+	return writeJSON(w, http.StatusOK, struct {
+		Data       []deliveryJSON `json:"data"`
+		NextCursor *string        `json:"next_cursor"`
+	}{page.Data, next})
+}
+
+func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.Store.Delivery(r.Context(), companyFrom(r.Context()).ID, r.PathValue("id"))
+	if err != nil {
+		return fmt.Errorf("get delivery: %w", err)
+	}
+	attempts, err := s.Store.Attempts(r.Context(), d.ID)
+	if err != nil {
+		return fmt.Errorf("get delivery attempts: %w", err)
+	}
+	payload := d.Payload
+	if len(payload) == 0 {
+		payload = json.RawMessage("null")
+	}
+	return writeJSON(w, http.StatusOK, deliveryDetailJSON{
+		deliveryJSON: toDeliveryJSON(d),
+		Payload:      payload,
+		Attempts:     mapList(attempts, toAttemptJSON).Data,
+	})
+}
+
+// deliveryParams are the query parameters GET /v1/deliveries knows.
+var deliveryParams = []string{"webhook_id", "app_id", "status", "since", "until", "limit", "cursor"}
+
+// deliveryFilter reads the query of GET /v1/deliveries. A misspelt or
+// repeated parameter is refused rather than ignored: ignoring it would
+// answer a different question than the one asked.
+func deliveryFilter(q url.Values) (pimhook.DeliveryFilter, error) {
+	for name, vs := range q {
+		if !slices.Contains(deliveryParams, name) {
+			return pimhook.DeliveryFilter{}, pimhook.FieldError(pimhook.CodeInvalidQuery, name,
+				"unknown query parameter %q; known: %s", name, strings.Join(deliveryParams, ", "))
+		}
+		if len(vs) > 1 {
+			return pimhook.DeliveryFilter{}, pimhook.FieldError(pimhook.CodeInvalidQuery, name,
+				"query parameter %q is given %d times", name, len(vs))
+		}
+	}
+	f := pimhook.DeliveryFilter{
+		WebhookID: q.Get("webhook_id"),
+		AppID:     q.Get("app_id"),
+		Limit:     DefaultDeliveryLimit,
+	}
+	if v := q.Get("status"); v != "" {
+		st, err := pimhook.ParseDeliveryStatus(v)
+		if err != nil {
+			return f, asField(err, "status")
+		}
+		f.Status = st
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return f, pimhook.FieldError(pimhook.CodeInvalidQuery, p.name, "%s must be an RFC 3339 time such as 2025-01-31T12:00:00Z, got %q", p.name, v)
+		}
+		*p.dst = t.UTC()
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxDeliveryLimit {
+			return f, pimhook.FieldError(pimhook.CodeInvalidQuery, "limit", "limit must be an integer from 1 to %d, got %q", MaxDeliveryLimit, v)
+		}
+		f.Limit = n
+	}
+	if v := q.Get("cursor"); v != "" {
+		seq, err := decodeCursor(v)
+		if err != nil {
+			return f, err
+		}
+		f.BeforeSeq = seq
+	}
+	return f, nil
+}
+
+// A cursor is opaque to clients: the base64 of "s:<seq>", the position of
+// the last delivery of the previous page. The prefix leaves room for other
+// kinds of cursor later.
+const cursorPrefix = "s:"
+
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	bad := pimhook.FieldError(pimhook.CodeInvalidCursor, "cursor", "cursor is not one this API handed out; start again without it")
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, bad
+	}
+	digits, ok := strings.CutPrefix(string(b), cursorPrefix)
+	if !ok {
+		return 0, bad
+	}
+	seq, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || seq <= 0 {
+		return 0, bad
+	}
+	return seq, nil
+}
+
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// nonZero returns a pointer to v, or nil for the zero value, so that an
+// absent value encodes as null.
+func nonZero[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
+}
