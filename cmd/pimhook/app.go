@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/dispatch"
+	pimhttp "github.com/pimhook/pimhook/http"
+	"github.com/pimhook/pimhook/sqlite"
+)
+
+// DefaultCompanyID is the company that the --api-key belongs to.
+const DefaultCompanyID = "co_default"
+
+// Main is a running pimhook server: store, dispatcher and HTTP API. The
+// end-to-end tests use it as the binary does.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	Store      *sqlite.Store
+	Catalog    *dispatch.Catalog
+	Dispatcher *dispatch.Dispatcher
+	Server     *http.Server
+	Listener   net.Listener
+
+	stderr io.Writer
+	served chan error
+}
+
+// NewMain returns a Main that logs to stderr.
+func NewMain(cfg Config, stderr io.Writer) *Main {
+	return &Main{
+		Config: cfg,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})),
+		stderr: stderr,
+	}
+}
+
+// Run opens the store, starts the dispatcher and starts serving HTTP. It
+// returns once the server listens.
+func (m *Main) Run(ctx context.Context) error {
+	s, err := openStore(ctx, m.Config, m.Logger)
+	if err != nil {
+		return err
+	}
+	m.Store = s
+	if err := m.bootstrap(ctx); err != nil {
+		return err
+	}
+	m.Catalog = dispatch.NewCatalog(s)
+	guard := dispatch.NewGuard(m.Config.AllowTargets)
+	m.Dispatcher, err = dispatch.New(dispatch.Config{
+		Catalog:       m.Catalog,
+		Client:        dispatch.NewClient(dispatch.ClientConfig{Guard: guard}),
+		Logger:        m.Logger,
+		SharedWorkers: m.Config.SharedWorkers,
+		TypeWorkers:   m.Config.TypeWorkers,
+		DrainTimeout:  m.Config.DrainTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.Dispatcher.Start(ctx); err != nil {
+		return err
+	}
+	api := &pimhttp.Server{
+		Store:    m.Catalog,
+		Ingester: m.Dispatcher,
+		Targets:  guard,
+		Logger:   m.Logger,
+	}
+	m.Listener, err = net.Listen("tcp", m.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.Server = &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.Server.Serve(m.Listener) }()
+	m.Logger.Info("pimhook listening", "addr", "http://"+m.Listener.Addr().String(), "data_dir", m.Config.DataDir)
+	return nil
+}
+
+// Close shuts down in order: stop taking requests, let in-flight deliveries
+// finish (bounded by the drain timeout), close the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.Server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, m.Server.Shutdown(ctx))
+		cancel()
+		if err := <-m.served; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if m.Dispatcher != nil {
+		errs = append(errs, m.Dispatcher.Stop(context.Background()))
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// bootstrap creates the default company at first start, and makes sure the
+// configured API key opens it. With no key configured at first start, one is
+// generated and printed once; only its hash is stored.
+func (m *Main) bootstrap(ctx context.Context) error {
+	now := time.Now().UTC()
+	created := false
+	if _, err := m.Store.Company(ctx, DefaultCompanyID); pimhook.IsNotFound(err) {
+		co := &pimhook.Company{ID: DefaultCompanyID, Name: "default", CreatedAt: now}
+		if err := m.Store.CreateCompany(ctx, co); err != nil {
+			return fmt.Errorf("create default company: %w", err)
+		}
+		created = true
+	} else if err != nil {
+		return fmt.Errorf("read default company: %w", err)
+	}
+	key := m.Config.APIKey
+	switch {
+	case key != "":
+		co, err := m.Store.CompanyByAPIKey(ctx, pimhook.HashAPIKey(key))
+		if err == nil && co.ID == DefaultCompanyID {
+			return nil
+		}
+		if err == nil {
+			return errors.New("--api-key belongs to another company")
+		}
+	case created:
+		key = pimhook.NewAPIKey()
+		fmt.Fprintf(m.stderr, "\nAPI key of the default company (shown once, stored hashed):\n\n    %s\n\n", key)
+	default:
+		return nil
+	}
+	k := &pimhook.APIKey{ID: pimhook.NewID(pimhook.PrefixAPIKey, now), CompanyID: DefaultCompanyID, Hash: pimhook.HashAPIKey(key), Prefix: pimhook.KeyPrefix(key), CreatedAt: now}
+	if err := m.Store.CreateAPIKey(ctx, k); err != nil {
+		return fmt.Errorf("store API key: %w", err)
+	}
+	return nil
+}
+
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*sqlite.Store, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.dbPath(), err)
+	}
+	return s, nil
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pimhook/pimhook/dispatch"
+)
+
+// Config is the configuration of `pimhook serve`.
+type Config struct {
+	Listen        string
+	DataDir       string
+	APIKey        string
+	AllowTargets  []netip.Prefix
+	SharedWorkers int
+	TypeWorkers   map[string]int
+	DrainTimeout  time.Duration
+	LogLevel      slog.Level
+}
+
+func (c Config) dbPath() string { return filepath.Join(c.DataDir, "pimhook.db") }
+
+// parseConfig reads flags, each of which falls back to an environment
+// variable PIMHOOK_<NAME> and then to its default.
+func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("pimhook "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		listen   = fs.String("listen", env("PIMHOOK_LISTEN", "127.0.0.1:8080"), "address to listen on (PIMHOOK_LISTEN)")
+		dataDir  = fs.String("data-dir", env("PIMHOOK_DATA_DIR", "./pimhook-data"), "directory of the SQLite database (PIMHOOK_DATA_DIR)")
+		apiKey   = fs.String("api-key", env("PIMHOOK_API_KEY", ""), "API key of the default company; generated and printed once when absent at first start (PIMHOOK_API_KEY)")
+		allow    = fs.String("allow-targets", env("PIMHOOK_ALLOW_TARGETS", ""), "comma-separated CIDRs deliveries may reach although private or loopback (PIMHOOK_ALLOW_TARGETS)")
+		shared   = fs.String("shared-workers", env("PIMHOOK_SHARED_WORKERS", "32"), "size of the general shared worker pool (PIMHOOK_SHARED_WORKERS)")
+		types    = fs.String("type-workers", env("PIMHOOK_TYPE_WORKERS", ""), "shared pools per app type, e.g. shopware=8,magento=4 (PIMHOOK_TYPE_WORKERS)")
+		drain    = fs.String("drain-timeout", env("PIMHOOK_DRAIN_TIMEOUT", "10s"), "how long shutdown waits for in-flight deliveries (PIMHOOK_DRAIN_TIMEOUT)")
+		logLevel = fs.String("log-level", env("PIMHOOK_LOG_LEVEL", "info"), "debug, info, warn or error (PIMHOOK_LOG_LEVEL)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := Config{Listen: *listen, DataDir: *dataDir, APIKey: *apiKey}
+	var err error
+	if cfg.AllowTargets, err = dispatch.ParseCIDRs(*allow); err != nil {
+		return Config{}, fmt.Errorf("--allow-targets: %w", err)
+	}
+	if cfg.SharedWorkers, err = strconv.Atoi(*shared); err != nil || cfg.SharedWorkers < 1 {
+		return Config{}, fmt.Errorf("--shared-workers: want a positive number, got %q", *shared)
+	}
+	if cfg.TypeWorkers, err = parsePools(*types); err != nil {
+		return Config{}, fmt.Errorf("--type-workers: %w", err)
+	}
+	if cfg.DrainTimeout, err = time.ParseDuration(*drain); err != nil || cfg.DrainTimeout <= 0 {
+		return Config{}, fmt.Errorf("--drain-timeout: want a duration such as 10s, got %q", *drain)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return Config{}, fmt.Errorf("--log-level: %w", err)
+	}
+	return cfg, nil
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// parsePools parses "type=size,type=size".
+func parsePools(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, size, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(size))
+		if !ok || err != nil || n < 1 || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("want app_type=size with a positive size, got %q", part)
+		}
+		out[strings.ToLower(strings.TrimSpace(name))] = n
+	}
+	return out, nil
+}

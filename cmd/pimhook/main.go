@@ -1,0 +1,84 @@
+// Command pimhook is the pimhook webhook dispatcher: `pimhook serve` runs the
+// server on an embedded SQLite file, `pimhook migrate` applies migrations.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "pimhook:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `pimhook: the webhook dispatcher of the PIM.
+
+Usage:
+  pimhook [serve] [flags]   run the server (default: embedded SQLite in ./pimhook-data)
+  pimhook migrate [flags]   apply database migrations and exit
+  pimhook help              show this help
+
+Run "pimhook serve -h" for the flags; each flag is also an environment
+variable (PIMHOOK_LISTEN for --listen, and so on).
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, stderr)
+	case "migrate":
+		return migrate(ctx, args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// serve runs the server until ctx is done (SIGINT or SIGTERM), then shuts
+// down gracefully.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseConfig("serve", args, stderr)
+	if err != nil {
+		return err
+	}
+	m := NewMain(cfg, stderr)
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	<-ctx.Done()
+	return m.Close()
+}
+
+func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("migrate", args, stderr)
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "migrated %s\n", cfg.dbPath())
+	return s.Close()
+}
