@@ -108,7 +108,7 @@ type rig struct {
 	app   *pimhook.App
 }
 
-func newRig(t *testing.T, clock pimhook.Clock, jitter float64) *rig {
+func newRig(t *testing.T, clock pimhook.Clock, jitter float64, mutate ...func(*dispatch.Config)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pimhook.db"), sqlite.Options{})
@@ -126,12 +126,16 @@ func newRig(t *testing.T, clock pimhook.Clock, jitter float64) *rig {
 		t.Fatal(err)
 	}
 	cat := dispatch.NewCatalog(s)
-	d, err := dispatch.New(dispatch.Config{
+	cfg := dispatch.Config{
 		Catalog: cat,
 		Client:  dispatch.NewClient(dispatch.ClientConfig{Guard: dispatch.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})}),
 		Clock:   clock,
 		Jitter:  func() float64 { return jitter },
-	})
+	}
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	d, err := dispatch.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +146,32 @@ func newRig(t *testing.T, clock pimhook.Clock, jitter float64) *rig {
 	return &rig{store: s, cat: cat, d: d, co: co, app: app}
 }
 
+// newApp adds an app to the rig's company.
+func (r *rig) newApp(t *testing.T, appType, worker string) *pimhook.App {
+	t.Helper()
+	now := time.Now()
+	a := &pimhook.App{ID: pimhook.NewID(pimhook.PrefixApp, now), CompanyID: r.co.ID, Name: appType + " " + worker, AppType: appType, Worker: worker, CreatedAt: now, UpdatedAt: now}
+	if err := r.cat.CreateApp(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func (r *rig) webhook(t *testing.T, url, policy string, interval float64, limit int) *pimhook.Webhook {
+	return r.appWebhook(t, r.app, "", url, policy, interval, limit)
+}
+
+// appWebhook adds a webhook of app a for one entity type ("" for all).
+func (r *rig) appWebhook(t *testing.T, a *pimhook.App, entityType, url, policy string, interval float64, limit int) *pimhook.Webhook {
 	t.Helper()
 	now := time.Now()
 	w := &pimhook.Webhook{
-		ID: pimhook.NewID(pimhook.PrefixWebhook, now), CompanyID: r.co.ID, AppID: r.app.ID, URL: url,
+		ID: pimhook.NewID(pimhook.PrefixWebhook, now), CompanyID: r.co.ID, AppID: a.ID, URL: url,
 		RetryPolicy: policy, MinimumRetryInterval: interval, RetryLimit: limit, Enabled: true,
 		Secret: pimhook.NewSecret(), CreatedAt: now, UpdatedAt: now,
+	}
+	if entityType != "" {
+		w.EntityTypes = []string{entityType}
 	}
 	if err := w.Normalize(); err != nil {
 		t.Fatal(err)
@@ -161,9 +184,14 @@ func (r *rig) webhook(t *testing.T, url, policy string, interval float64, limit 
 
 func (r *rig) post(t *testing.T, id string, seq int) {
 	t.Helper()
+	r.postType(t, "products", id, seq)
+}
+
+func (r *rig) postType(t *testing.T, entityType, id string, seq int) {
+	t.Helper()
 	data, _ := json.Marshal(map[string]int{"seq": seq})
 	_, err := r.d.Ingest(context.Background(), r.co, []*pimhook.Event{{
-		EntityType: "products", EntityID: id, Action: pimhook.ActionCreated, Data: data,
+		EntityType: entityType, EntityID: id, Action: pimhook.ActionCreated, Data: data,
 	}})
 	if err != nil {
 		t.Fatal(err)
