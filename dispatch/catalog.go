@@ -48,23 +48,34 @@ func NewCatalog(s pimhook.Store) *Catalog {
 
 // CompanyByAPIKey returns the company of a key hash from the cache.
 func (c *Catalog) CompanyByAPIKey(ctx context.Context, hash string) (*pimhook.Company, error) {
-	c.mu.RLock()
-	co, ok := c.keys[hash]
-	gen := c.gen
-	c.mu.RUnlock()
-	if !ok {
-		var err error
-		if co, err = c.Store.CompanyByAPIKey(ctx, hash); err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		if c.gen == gen {
-			c.keys[hash] = co
-		}
-		c.mu.Unlock()
+	co, err := readThrough(c, c.keys, hash, func() (*pimhook.Company, error) { return c.Store.CompanyByAPIKey(ctx, hash) })
+	if err != nil {
+		return nil, err
 	}
 	cp := *co
 	return &cp, nil
+}
+
+// readThrough returns m[key], loading and caching it on a miss. A load that
+// raced with an invalidation is returned but not cached.
+func readThrough[V any](c *Catalog, m map[string]V, key string, load func() (V, error)) (V, error) {
+	c.mu.RLock()
+	v, ok := m[key]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := load()
+	if err != nil {
+		return v, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		m[key] = v
+	}
+	c.mu.Unlock()
+	return v, nil
 }
 
 // Company returns a company from the cache.
@@ -78,23 +89,7 @@ func (c *Catalog) Company(ctx context.Context, id string) (*pimhook.Company, err
 }
 
 func (c *Catalog) company(ctx context.Context, id string) (*pimhook.Company, error) {
-	c.mu.RLock()
-	co, ok := c.companies[id]
-	gen := c.gen
-	c.mu.RUnlock()
-	if ok {
-		return co, nil
-	}
-	co, err := c.Store.Company(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.gen == gen {
-		c.companies[id] = co
-	}
-	c.mu.Unlock()
-	return co, nil
+	return readThrough(c, c.companies, id, func() (*pimhook.Company, error) { return c.Store.Company(ctx, id) })
 }
 
 // UpdateCompany writes through and drops the company and its keys from the cache.
@@ -130,23 +125,7 @@ func (c *Catalog) AppByID(ctx context.Context, id string) (*pimhook.App, error) 
 }
 
 func (c *Catalog) app(ctx context.Context, id string) (*pimhook.App, error) {
-	c.mu.RLock()
-	a, ok := c.apps[id]
-	gen := c.gen
-	c.mu.RUnlock()
-	if ok {
-		return a, nil
-	}
-	a, err := c.Store.AppByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.gen == gen {
-		c.apps[id] = a
-	}
-	c.mu.Unlock()
-	return a, nil
+	return readThrough(c, c.apps, id, func() (*pimhook.App, error) { return c.Store.AppByID(ctx, id) })
 }
 
 // CreateApp writes through.
@@ -202,27 +181,17 @@ func (c *Catalog) webhook(ctx context.Context, companyID, id string) (*pimhook.W
 }
 
 func (c *Catalog) webhooks(ctx context.Context, companyID string) (*companyWebhooks, error) {
-	c.mu.RLock()
-	cw, ok := c.hooks[companyID]
-	gen := c.gen
-	c.mu.RUnlock()
-	if ok {
+	return readThrough(c, c.hooks, companyID, func() (*companyWebhooks, error) {
+		list, err := c.Store.Webhooks(ctx, companyID)
+		if err != nil {
+			return nil, err
+		}
+		cw := &companyWebhooks{list: list, byID: make(map[string]*pimhook.Webhook, len(list))}
+		for _, w := range list {
+			cw.byID[w.ID] = w
+		}
 		return cw, nil
-	}
-	list, err := c.Store.Webhooks(ctx, companyID)
-	if err != nil {
-		return nil, err
-	}
-	cw = &companyWebhooks{list: list, byID: make(map[string]*pimhook.Webhook, len(list))}
-	for _, w := range list {
-		cw.byID[w.ID] = w
-	}
-	c.mu.Lock()
-	if c.gen == gen {
-		c.hooks[companyID] = cw
-	}
-	c.mu.Unlock()
-	return cw, nil
+	})
 }
 
 // CreateWebhook writes through and drops the company's webhooks from the cache.

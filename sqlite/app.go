@@ -80,20 +80,8 @@ func (s *Store) oneApp(ctx context.Context, query, id string, args ...any) (*pim
 
 // Apps lists a company's apps, oldest first.
 func (s *Store) Apps(ctx context.Context, companyID string) ([]*pimhook.App, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+appColumns+` FROM apps WHERE company_id = ? ORDER BY created_at, id`, companyID)
+	as, err := queryAll(ctx, s.rdb, scanApp, `SELECT `+appColumns+` FROM apps WHERE company_id = ? ORDER BY created_at, id`, companyID)
 	if err != nil {
-		return nil, fmt.Errorf("apps: %w", err)
-	}
-	defer rows.Close()
-	as := []*pimhook.App{}
-	for rows.Next() {
-		a, err := scanApp(rows)
-		if err != nil {
-			return nil, fmt.Errorf("apps: %w", err)
-		}
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("apps: %w", err)
 	}
 	return as, nil

@@ -44,20 +44,8 @@ func (s *Store) Company(ctx context.Context, id string) (*pimhook.Company, error
 
 // Companies lists every company, oldest first.
 func (s *Store) Companies(ctx context.Context) ([]*pimhook.Company, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+companyColumns+` FROM companies ORDER BY created_at, id`)
+	cs, err := queryAll(ctx, s.rdb, scanCompany, `SELECT `+companyColumns+` FROM companies ORDER BY created_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("companies: %w", err)
-	}
-	defer rows.Close()
-	cs := []*pimhook.Company{}
-	for rows.Next() {
-		c, err := scanCompany(rows)
-		if err != nil {
-			return nil, fmt.Errorf("companies: %w", err)
-		}
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("companies: %w", err)
 	}
 	return cs, nil

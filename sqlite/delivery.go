@@ -32,29 +32,24 @@ func (s *Store) Delivery(ctx context.Context, companyID, id string) (*pimhook.De
 // Attempts lists a delivery's attempts, first first; none for a delivery
 // that has none or does not exist.
 func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]*pimhook.Attempt, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, delivery_id, number, started_at, duration_ns, status_code, succeeded, error, response_body
+	as, err := queryAll(ctx, s.rdb, scanAttempt, `SELECT id, delivery_id, number, started_at, duration_ns, status_code, succeeded, error, response_body
 		FROM attempts WHERE delivery_id = ? ORDER BY number, started_at`, deliveryID)
 	if err != nil {
 		return nil, fmt.Errorf("attempts: %w", err)
 	}
-	defer rows.Close()
-	as := []*pimhook.Attempt{}
-	for rows.Next() {
-		var (
-			a        pimhook.Attempt
-			started  int64
-			duration int64
-		)
-		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.Number, &started, &duration, &a.StatusCode, &a.Succeeded, &a.Error, &a.ResponseBody); err != nil {
-			return nil, fmt.Errorf("attempts: %w", err)
-		}
-		a.StartedAt, a.Duration = fromUnixNano(started), time.Duration(duration)
-		as = append(as, &a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("attempts: %w", err)
-	}
 	return as, nil
+}
+
+func scanAttempt(row scanner) (*pimhook.Attempt, error) {
+	var (
+		a                 pimhook.Attempt
+		started, duration int64
+	)
+	if err := row.Scan(&a.ID, &a.DeliveryID, &a.Number, &started, &duration, &a.StatusCode, &a.Succeeded, &a.Error, &a.ResponseBody); err != nil {
+		return nil, err
+	}
+	a.StartedAt, a.Duration = fromUnixNano(started), time.Duration(duration)
+	return &a, nil
 }
 
 // Deliveries lists deliveries matching f, newest (highest Seq) first. The
@@ -107,7 +102,7 @@ func (s *Store) PendingApps(ctx context.Context) ([]string, error) {
 	// Skip from one app to the next through the pending index instead of
 	// reading every pending row: the cost follows the number of apps, not
 	// the size of the backlog.
-	rows, err := s.rdb.QueryContext(ctx, `WITH RECURSIVE pending (app_id) AS (
+	ids, err := queryAll(ctx, s.rdb, scanString, `WITH RECURSIVE pending (app_id) AS (
 			SELECT MIN(app_id) FROM deliveries WHERE status = 'pending'
 			UNION ALL
 			SELECT (SELECT MIN(d.app_id) FROM deliveries d WHERE d.status = 'pending' AND d.app_id > p.app_id)
@@ -115,18 +110,6 @@ func (s *Store) PendingApps(ctx context.Context) ([]string, error) {
 		)
 		SELECT app_id FROM pending WHERE app_id IS NOT NULL`)
 	if err != nil {
-		return nil, fmt.Errorf("pending apps: %w", err)
-	}
-	defer rows.Close()
-	ids := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("pending apps: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("pending apps: %w", err)
 	}
 	return ids, nil
@@ -176,20 +159,13 @@ const deliveryColumns = `seq, id, company_id, app_id, webhook_id, event_id, even
 	next_attempt_at, last_status_code, last_error, created_at, updated_at, finished_at`
 
 func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) ([]*pimhook.Delivery, error) {
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ds := []*pimhook.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
-	}
-	return ds, rows.Err()
+	return queryAll(ctx, s.rdb, scanDelivery, query, args...)
+}
+
+func scanString(row scanner) (string, error) {
+	var v string
+	err := row.Scan(&v)
+	return v, err
 }
 
 func scanDelivery(row scanner) (*pimhook.Delivery, error) {

@@ -294,3 +294,22 @@ func jsonText(v any, ifNull string) (string, error) {
 type scanner interface {
 	Scan(dest ...any) error
 }
+
+// queryAll runs a read query and scans every row; the list is empty, not
+// nil, when no row matches.
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

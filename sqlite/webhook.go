@@ -63,20 +63,8 @@ func (s *Store) Webhook(ctx context.Context, companyID, id string) (*pimhook.Web
 
 // Webhooks lists a company's webhooks, oldest first.
 func (s *Store) Webhooks(ctx context.Context, companyID string) ([]*pimhook.Webhook, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE company_id = ? ORDER BY created_at, id`, companyID)
+	ws, err := queryAll(ctx, s.rdb, scanWebhook, `SELECT `+webhookColumns+` FROM webhooks WHERE company_id = ? ORDER BY created_at, id`, companyID)
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: %w", err)
-	}
-	defer rows.Close()
-	ws := []*pimhook.Webhook{}
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			return nil, fmt.Errorf("webhooks: %w", err)
-		}
-		ws = append(ws, w)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
 	return ws, nil

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -97,42 +96,13 @@ func startProc(t *testing.T, dataDir string, extra ...string) *proc {
 	return p
 }
 
-// seqReceiver records the sequence numbers it accepted, per path.
-type seqReceiver struct {
-	mu   sync.Mutex
-	seen map[string][]int
-	hold time.Duration
-}
-
-func (s *seqReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var p struct {
-		Data struct {
-			Seq int `json:"seq"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	time.Sleep(s.hold) // the receiver's own work
-	s.mu.Lock()
-	s.seen[r.URL.Path] = append(s.seen[r.URL.Path], p.Data.Seq)
-	s.mu.Unlock()
-}
-
-func (s *seqReceiver) received(path string) []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.seen[path])
-}
-
 // TestCrashSafety kills pimhook with SIGKILL while events are being posted,
 // restarts it on the same data, and checks that every event acknowledged with
 // 202 is delivered at least once, in per-app order.
 func TestCrashSafety(t *testing.T) {
 	t.Parallel()
 	const apps, perApp = 3, 400
-	recv := &seqReceiver{seen: map[string][]int{}, hold: 200 * time.Microsecond}
+	recv := newOrderReceiver(0, 7)
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
 	dataDir := t.TempDir()
