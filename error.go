@@ -56,6 +56,9 @@ const (
 	CodeIdempotencyReuse  = "idempotency_key_reused"
 	CodeRevisionConflict  = "revision_conflict"
 	CodeShuttingDown      = "shutting_down"
+	CodeDuplicateKey      = "duplicate_product_key"
+	CodeInvalidJobRun     = "invalid_job_run"
+	CodeJobNotFound       = "job_not_found"
 )
 
 // Error is the one error type of pimhook. Code is stable and specific;

@@ -92,8 +92,11 @@ type Event struct {
 	Data        json.RawMessage // the entity's new data; may be empty for deleted
 	Previous    json.RawMessage // optional: the data before the change, instead of the stored state
 	SourceAppID string          // optional: the app whose integration made the change
-	ReceivedAt  time.Time       //
-	Fingerprint string          // hash of what was posted, to tell a retry from a reused key
+	// BaseRevision, when set, is the entity revision the change was made
+	// against; a different stored revision makes the event stale.
+	BaseRevision *int64
+	ReceivedAt   time.Time //
+	Fingerprint  string    // hash of what was posted, to tell a retry from a reused key
 
 	// Filled by change detection.
 	EffectiveAction Action        // created for an update of an unknown entity, and so on

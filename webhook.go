@@ -30,7 +30,14 @@ const (
 
 // Payload formats.
 const (
-	FormatEvent = "event" // the document-1 event payload
+	FormatEvent = "event" // the document-1 event payload, one delivery per event
+	FormatJob   = "job"   // the document-2 job payload, one delivery per job run (chunked)
+)
+
+// Job webhook batch sizes: how many products one job delivery carries at most.
+const (
+	DefaultBatchSize = 500
+	MaxBatchSize     = 10000
 )
 
 // SecretPrefix starts every signing secret, as Standard Webhooks writes them.
@@ -49,9 +56,13 @@ type Webhook struct {
 	EntityTypes []string `json:"entity_types"` // endpoint names: products, brands
 	Events      []Action `json:"events"`
 	Fields      []string `json:"fields"` // monitored fields, dotted paths
+	// JobID binds the webhook to a data job: it hears that job's runs
+	// (ADDED, UPDATED, REMOVED products) and no entity events.
+	JobID string `json:"job_id"`
 
 	// How it wants it.
 	Format            string            `json:"format"`
+	BatchSize         int               `json:"batch_size"` // job format: products per delivery
 	IncludeEntityData bool              `json:"include_entity_data"`
 	Headers           map[string]string `json:"headers"`
 
@@ -131,12 +142,32 @@ func (w *Webhook) Normalize() error {
 		}
 	}
 	w.Fields = fields
+	w.JobID = strings.TrimSpace(w.JobID)
+	if len(w.JobID) > 255 {
+		return FieldError(CodeValidation, "job_id", "job_id is longer than 255 characters")
+	}
 	switch w.Format {
 	case "":
 		w.Format = FormatEvent
-	case FormatEvent:
+		if w.JobID != "" {
+			w.Format = FormatJob
+		}
+	case FormatEvent, FormatJob:
 	default:
-		return FieldError(CodeInvalidFormat, "format", "format must be %q, got %q", FormatEvent, w.Format)
+		return FieldError(CodeInvalidFormat, "format", "format must be %q or %q, got %q", FormatEvent, FormatJob, w.Format)
+	}
+	if (w.Format == FormatJob) != (w.JobID != "") {
+		return FieldError(CodeInvalidFormat, "format", "format %q goes with a job_id, and a webhook with a job_id uses format %q", FormatJob, FormatJob)
+	}
+	if w.Format == FormatJob {
+		if w.BatchSize == 0 {
+			w.BatchSize = DefaultBatchSize
+		}
+		if w.BatchSize < 1 || w.BatchSize > MaxBatchSize {
+			return FieldError(CodeValidation, "batch_size", "batch_size must be between 1 and %d, got %d", MaxBatchSize, w.BatchSize)
+		}
+	} else if w.BatchSize != 0 {
+		return FieldError(CodeValidation, "batch_size", "batch_size applies to format %q only", FormatJob)
 	}
 	if w.Headers == nil {
 		w.Headers = map[string]string{}
@@ -220,15 +251,21 @@ func (w *Webhook) EffectiveTimeout(p Preferences) time.Duration {
 	return time.Duration(min(ms, MaxTimeoutMS)) * time.Millisecond
 }
 
-// Wants reports whether w subscribes to events of this entity type and action.
+// Wants reports whether w subscribes to entity events of this entity type
+// and action. Job webhooks hear job runs only.
 func (w *Webhook) Wants(entityType string, action Action) bool {
-	if !w.Enabled {
+	if !w.Enabled || w.JobID != "" {
 		return false
 	}
 	if len(w.EntityTypes) > 0 && !slices.Contains(w.EntityTypes, entityType) {
 		return false
 	}
 	return len(w.Events) == 0 || slices.Contains(w.Events, action)
+}
+
+// WantsJob reports whether w subscribes to this action in runs of job jobID.
+func (w *Webhook) WantsJob(jobID string, action Action) bool {
+	return w.Enabled && w.JobID == jobID && (len(w.Events) == 0 || slices.Contains(w.Events, action))
 }
 
 // MonitoredChanges returns the changes among changes that w monitors: all of

@@ -29,6 +29,8 @@ type webhookInput struct {
 	Fields               *[]string          `json:"fields"`
 	TimeoutMS            *int               `json:"timeout_ms"`
 	Format               *string            `json:"format"`
+	JobID                *string            `json:"job_id"`
+	BatchSize            *int               `json:"batch_size"`
 	Enabled              *bool              `json:"enabled"`
 }
 
@@ -80,6 +82,8 @@ func (in *webhookInput) apply(w *pimhook.Webhook) {
 	setIf(&w.Fields, in.Fields)
 	setIf(&w.TimeoutMS, in.TimeoutMS)
 	setIf(&w.Format, in.Format)
+	setIf(&w.JobID, in.JobID)
+	setIf(&w.BatchSize, in.BatchSize)
 	if in.Enabled != nil {
 		w.Enabled = *in.Enabled
 		w.DisabledReason = "" // the user decided; an automatic reason no longer applies
@@ -103,6 +107,8 @@ type webhookJSON struct {
 	RetryLimit           int               `json:"retry_limit"`
 	TimeoutMS            int               `json:"timeout_ms"`
 	Format               string            `json:"format"`
+	JobID                string            `json:"job_id,omitempty"`
+	BatchSize            int               `json:"batch_size,omitempty"`
 	Enabled              bool              `json:"enabled"`
 	DisabledReason       string            `json:"disabled_reason,omitempty"`
 	SigningSecret        string            `json:"signing_secret,omitempty"`
@@ -120,7 +126,7 @@ func toWebhookJSON(w *pimhook.Webhook) webhookJSON {
 		EntityTypes: nonNil(w.EntityTypes), Events: nonNil(w.Events), Fields: nonNil(w.Fields),
 		IncludeEntityData: w.IncludeEntityData, Headers: headers,
 		RetryPolicy: w.RetryPolicy, MinimumRetryInterval: w.MinimumRetryInterval, RetryLimit: w.RetryLimit,
-		TimeoutMS: w.TimeoutMS, Format: w.Format, Enabled: w.Enabled, DisabledReason: w.DisabledReason,
+		TimeoutMS: w.TimeoutMS, Format: w.Format, JobID: w.JobID, BatchSize: w.BatchSize, Enabled: w.Enabled, DisabledReason: w.DisabledReason,
 		CreatedAt: w.CreatedAt.UTC(), UpdatedAt: w.UpdatedAt.UTC(),
 	}
 }

@@ -24,11 +24,11 @@ func (s *Store) CreateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 			return orConflict(err, "webhook %q already exists", w.ID)
 		}
 		_, err := tx.exec(`INSERT INTO webhooks (
-			id, company_id, app_id, name, url, entity_types, events, fields, format, include_entity_data,
+			id, company_id, app_id, name, url, entity_types, events, fields, format, job_id, batch_size, include_entity_data,
 			headers, retry_policy, minimum_retry_interval, retry_limit, timeout_ms, enabled, disabled_reason,
 			secret, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			w.ID, w.CompanyID, w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format, w.IncludeEntityData,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.ID, w.CompanyID, w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format, w.JobID, w.BatchSize, w.IncludeEntityData,
 			cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit, w.TimeoutMS, w.Enabled, w.DisabledReason,
 			w.Secret, unixNano(w.CreatedAt), unixNano(w.UpdatedAt))
 		return err
@@ -86,11 +86,11 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 		}
 		res, err := tx.exec(`UPDATE webhooks SET
 			app_id = ?, name = ?, url = ?, entity_types = ?, events = ?, fields = ?, format = ?,
-			include_entity_data = ?, headers = ?, retry_policy = ?, minimum_retry_interval = ?, retry_limit = ?,
+			job_id = ?, batch_size = ?, include_entity_data = ?, headers = ?, retry_policy = ?, minimum_retry_interval = ?, retry_limit = ?,
 			timeout_ms = ?, enabled = ?, disabled_reason = ?, secret = ?, updated_at = ?
 			WHERE company_id = ? AND id = ?`,
 			w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format,
-			w.IncludeEntityData, cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit,
+			w.JobID, w.BatchSize, w.IncludeEntityData, cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit,
 			w.TimeoutMS, w.Enabled, w.DisabledReason, w.Secret, unixNano(w.UpdatedAt),
 			w.CompanyID, w.ID)
 		return affectedOne(res, err, webhookNotFound(w.ID))
@@ -113,7 +113,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, companyID, id string) error {
 	return nil
 }
 
-const webhookColumns = `id, company_id, app_id, name, url, entity_types, events, fields, format, include_entity_data,
+const webhookColumns = `id, company_id, app_id, name, url, entity_types, events, fields, format, job_id, batch_size, include_entity_data,
 	headers, retry_policy, minimum_retry_interval, retry_limit, timeout_ms, enabled, disabled_reason,
 	secret, created_at, updated_at`
 
@@ -147,7 +147,7 @@ func scanWebhook(row scanner) (*pimhook.Webhook, error) {
 		created, updated                     int64
 	)
 	if err := row.Scan(&w.ID, &w.CompanyID, &w.AppID, &w.Name, &w.URL, &entityTypes, &events, &fields, &w.Format,
-		&w.IncludeEntityData, &headers, &w.RetryPolicy, &w.MinimumRetryInterval, &w.RetryLimit, &w.TimeoutMS,
+		&w.JobID, &w.BatchSize, &w.IncludeEntityData, &headers, &w.RetryPolicy, &w.MinimumRetryInterval, &w.RetryLimit, &w.TimeoutMS,
 		&w.Enabled, &w.DisabledReason, &w.Secret, &created, &updated); err != nil {
 		return nil, err
 	}

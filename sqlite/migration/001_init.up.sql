@@ -44,6 +44,8 @@ CREATE TABLE webhooks (
 	events                 TEXT NOT NULL DEFAULT '[]',
 	fields                 TEXT NOT NULL DEFAULT '[]',
 	format                 TEXT NOT NULL,
+	job_id                 TEXT NOT NULL DEFAULT '',
+	batch_size             INTEGER NOT NULL DEFAULT 0,
 	include_entity_data    INTEGER NOT NULL,
 	headers                TEXT NOT NULL DEFAULT '{}',
 	retry_policy           TEXT NOT NULL,
