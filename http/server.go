@@ -57,6 +57,10 @@ type Server struct {
 	// problem rendering; a pattern that clashes with an API route panics in
 	// Handler.
 	Extra map[string]http.Handler
+	// Authed handlers are mounted like Extra but behind the API's
+	// authentication: a request without a valid key gets the 401 problem,
+	// and the handler finds the company with CompanyFromContext.
+	Authed map[string]http.Handler
 }
 
 // Log attribute keys.
@@ -118,6 +122,12 @@ func (s *Server) Handler() http.Handler {
 
 	for pattern, h := range c.Extra {
 		mux.Handle(pattern, h)
+	}
+	for pattern, h := range c.Authed {
+		authed(pattern, func(w http.ResponseWriter, r *http.Request) error {
+			h.ServeHTTP(w, r)
+			return nil
+		})
 	}
 	return &router{mux: mux, srv: c}
 }
@@ -234,6 +244,13 @@ func bearerToken(h string) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
+}
+
+// CompanyFromContext returns the company a request authenticated as, in a
+// handler mounted through Server.Authed; nil elsewhere.
+func CompanyFromContext(ctx context.Context) *pimhook.Company {
+	co, _ := ctx.Value(companyKey{}).(*pimhook.Company)
+	return co
 }
 
 // companyFrom returns the authenticated company of the request.
