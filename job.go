@@ -70,12 +70,14 @@ type JobStore interface {
 
 // JobRunTx stages one job run. Exactly one of Commit or Abort ends it.
 type JobRunTx interface {
-	// Previous returns the product with this key in the job's current state,
-	// or nil.
-	Previous(ctx context.Context, key string) (*JobProduct, error)
-	// Put stages a product of the new run. A key staged twice in one run is
-	// a KindInvalid error with CodeDuplicateKey.
-	Put(ctx context.Context, p *JobProduct) error
+	// Previous returns the products with these keys in the job's current
+	// state, by key; keys the state lacks are absent from the map. Callers
+	// batch their lookups (a thousand keys at a time, say).
+	Previous(ctx context.Context, keys []string) (map[string]*JobProduct, error)
+	// Put stages products of the new run, in run order. Stores write them
+	// in batches. A key staged twice in one run is a KindInvalid error with
+	// CodeDuplicateKey, reported at the latest by Commit.
+	Put(ctx context.Context, ps []*JobProduct) error
 	// Removed calls fn, in their previous order, for the products of the
 	// current state that the new run does not have.
 	Removed(ctx context.Context, fn func(*JobProduct) error) error
