@@ -93,13 +93,21 @@ func (d *Dispatcher) subscriptions(ctx context.Context, companyID string) ([]sub
 // previous data was posted) is a creation; a creation of a live entity is an
 // update; an update that changes nothing is no event at all; deleting an
 // entity that is already deleted is no event; a deletion without data
-// carries the last known data.
+// carries the last known data. An event that names the revision it was made
+// against is refused when the entity has moved on since.
 func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error) {
 	live := stored != nil && !stored.Deleted
-	rev := int64(1)
+	current := int64(0)
 	if stored != nil {
-		rev = stored.Revision + 1
+		current = stored.Revision
 	}
+	if ev.BaseRevision != nil && *ev.BaseRevision != current {
+		return pimhook.Decision{}, &pimhook.Error{
+			Kind: pimhook.KindConflict, Code: pimhook.CodeRevisionConflict, Field: "revision",
+			Message: fmt.Sprintf("%s %s is at revision %d; the event was made against revision %d", pimhook.SingularName(ev.EntityType), ev.EntityID, current, *ev.BaseRevision),
+		}
+	}
+	rev := current + 1
 	entity := &pimhook.Entity{CompanyID: ev.CompanyID, Type: ev.EntityType, ID: ev.EntityID, Data: ev.Data, Revision: rev, UpdatedAt: ev.ReceivedAt}
 
 	switch ev.Action {

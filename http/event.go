@@ -31,6 +31,9 @@ type eventInput struct {
 	Data        json.RawMessage `json:"data"`
 	Previous    json.RawMessage `json:"previous"`
 	SourceAppID *string         `json:"source_app_id"`
+	// Revision is the entity revision the change was made against; when
+	// the stored revision differs, the event is stale and refused.
+	Revision *int64 `json:"revision"`
 }
 
 // eventBatch is the body of a batch post.
@@ -174,6 +177,12 @@ func (in *eventInput) event(path string, now time.Time) (*pimhook.Event, error) 
 	}
 	if in.SourceAppID != nil {
 		ev.SourceAppID = *in.SourceAppID
+	}
+	if in.Revision != nil {
+		if *in.Revision < 0 {
+			return nil, pimhook.FieldError(pimhook.CodeValidation, joinPath(path, "revision"), "revision must be 0 (a new entity) or more, got %d", *in.Revision)
+		}
+		ev.BaseRevision = in.Revision
 	}
 	return ev, nil
 }
