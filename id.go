@@ -39,4 +39,5 @@ const (
 	PrefixEvent    = "evt"
 	PrefixDelivery = "msg"
 	PrefixAttempt  = "atm"
+	PrefixJobRun   = "run"
 )

@@ -155,8 +155,11 @@ func (s *Store) RecordAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 	return nil
 }
 
-const deliveryColumns = `seq, id, company_id, app_id, webhook_id, event_id, event_name, payload, status, attempts,
-	next_attempt_at, last_status_code, last_error, created_at, updated_at, finished_at`
+// deliveryColumns are read FROM deliveries. Job deliveries have their
+// payload in delivery_payloads (see migration 002).
+const deliveryColumns = `seq, id, company_id, app_id, webhook_id, event_id, event_name,
+	IFNULL((SELECT p.payload FROM delivery_payloads p WHERE p.id = deliveries.payload_id), deliveries.payload),
+	status, attempts, next_attempt_at, last_status_code, last_error, created_at, updated_at, finished_at`
 
 func (s *Store) queryDeliveries(ctx context.Context, query string, args ...any) ([]*pimhook.Delivery, error) {
 	return queryAll(ctx, s.rdb, scanDelivery, query, args...)

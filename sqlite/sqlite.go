@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pimhook/pimhook"
@@ -39,7 +40,8 @@ const (
 
 // Options tune a Store. The zero value is ready to use.
 type Options struct {
-	// Logger receives migration notices; nil discards them.
+	// Logger receives migration notices and warnings about background
+	// work; nil discards them.
 	Logger *slog.Logger
 	// MaxBatch caps how many write requests share one transaction;
 	// 0 means DefaultMaxBatch.
@@ -74,7 +76,14 @@ type Store struct {
 	path string
 	wdb  *sql.DB // one connection, used by the writer goroutine only
 	rdb  *sql.DB // the read pool
+	cdb  *sql.DB // one connection, used by the checkpointer only
 	w    *writer
+	ck   *checkpointer
+	log  *slog.Logger
+
+	stmts    stmtCache // prepared on the read pool
+	jobLocks jobLocks  // serialize the runs of each job
+	tasks    *tasks    // background sweeping of job state
 }
 
 // Open opens the SQLite file at path, creating it if needed, brings its
@@ -96,17 +105,35 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(opts.Readers)
 	rdb.SetMaxIdleConns(opts.Readers)
-	if err := rdb.PingContext(ctx); err != nil {
+	cdb, err := openDB(path, opts, "_pragma=synchronous(FULL)")
+	if err != nil {
 		wdb.Close()
 		rdb.Close()
+		return nil, err
+	}
+	cdb.SetMaxOpenConns(1)
+	if err := errors.Join(rdb.PingContext(ctx), cdb.PingContext(ctx)); err != nil {
+		wdb.Close()
+		rdb.Close()
+		cdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &Store{
-		path: path,
-		wdb:  wdb,
-		rdb:  rdb,
-		w:    startWriter(wdb, opts.MaxBatch),
-	}, nil
+	ck := startCheckpointer(cdb, opts.Logger)
+	s := &Store{
+		path:  path,
+		wdb:   wdb,
+		rdb:   rdb,
+		cdb:   cdb,
+		w:     startWriter(wdb, opts.MaxBatch, ck.poke),
+		ck:    ck,
+		log:   opts.Logger,
+		tasks: newTasks(),
+	}
+	if err := s.sweepGarbage(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Migrate brings the schema of the SQLite file at path up to date, creating
@@ -132,11 +159,14 @@ func Migrate(ctx context.Context, path string, opts Options) error {
 // commit survives power loss, BEGIN IMMEDIATE so a transaction takes the
 // write lock up front instead of failing halfway on a busy database, and
 // temporary files in memory, since each request's savepoint journals the
-// pages it changes and that journal never needs to outlive the batch.
+// pages it changes and that journal never needs to outlive the batch. The
+// checkpointer does most checkpointing (see walAutocheckpoint).
 func openWriter(path string, opts Options) (*sql.DB, error) {
 	db, err := openDB(path, opts,
 		"_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)",
-		"_pragma=foreign_keys(1)", "_pragma=temp_store(MEMORY)", "_txlock=immediate")
+		"_pragma=foreign_keys(1)", "_pragma=temp_store(MEMORY)", "_txlock=immediate",
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", walAutocheckpoint),
+		fmt.Sprintf("_pragma=journal_size_limit(%d)", walSizeLimit))
 	if err != nil {
 		return nil, err
 	}
@@ -160,14 +190,16 @@ func openDB(path string, opts Options, params ...string) (*sql.DB, error) {
 }
 
 // Close stops taking writes, lets the queued ones commit, and closes the
-// database. Calling it again does nothing.
+// database. Background sweeping of old job state stops where it is; the
+// next Open resumes it. Calling Close again does nothing.
 func (s *Store) Close() error {
+	s.tasks.stop()
 	if !s.w.close() {
 		return nil
 	}
-	werr := s.wdb.Close()
-	rerr := s.rdb.Close()
-	if err := errors.Join(werr, rerr); err != nil {
+	s.ck.stop()
+	s.stmts.close()
+	if err := errors.Join(s.wdb.Close(), s.rdb.Close(), s.cdb.Close()); err != nil {
 		return fmt.Errorf("close %s: %w", s.path, err)
 	}
 	return nil
@@ -288,6 +320,42 @@ func jsonText(v any, ifNull string) (string, error) {
 		return ifNull, nil
 	}
 	return string(b), nil
+}
+
+// stmtCache keeps the statements prepared on the read pool, for queries
+// whose text is long enough that preparing it each time would cost more
+// than running it.
+type stmtCache struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// readStmt returns query prepared on the read pool.
+func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.rdb.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.stmts == nil {
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.stmts {
+		st.Close()
+	}
+	c.stmts = nil
 }
 
 // scanner is a *sql.Row or *sql.Rows.

@@ -86,10 +86,11 @@ func (r *writeRequest) wait() error { return <-r.done }
 // whatever else is queued (up to maxBatch), runs them all in one
 // transaction and commits once, so concurrent writers share one fsync.
 type writer struct {
-	db       *sql.DB
-	maxBatch int
-	reqs     chan *writeRequest
-	stopped  chan struct{}
+	db        *sql.DB
+	maxBatch  int
+	committed func() // called after each commit
+	reqs      chan *writeRequest
+	stopped   chan struct{}
 
 	mu     sync.RWMutex // held for reading while sending on reqs, for writing while closing it
 	closed bool
@@ -102,13 +103,14 @@ type writer struct {
 	requests atomic.Int64 // requests run
 }
 
-func startWriter(db *sql.DB, maxBatch int) *writer {
+func startWriter(db *sql.DB, maxBatch int, committed func()) *writer {
 	w := &writer{
-		db:       db,
-		maxBatch: maxBatch,
-		reqs:     make(chan *writeRequest, maxBatch),
-		stopped:  make(chan struct{}),
-		stmts:    map[string]*sql.Stmt{},
+		db:        db,
+		maxBatch:  maxBatch,
+		committed: committed,
+		reqs:      make(chan *writeRequest, maxBatch),
+		stopped:   make(chan struct{}),
+		stmts:     map[string]*sql.Stmt{},
 	}
 	go w.run()
 	return w
@@ -262,7 +264,9 @@ func (w *writer) commit(batch []*writeRequest) {
 	}
 	if err := sqlTx.Commit(); err != nil {
 		fail(fmt.Errorf("commit write batch: %w", err))
+		return
 	}
+	w.committed()
 }
 
 // apply runs fn inside a savepoint. err is fn's own failure, after which its

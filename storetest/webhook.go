@@ -30,8 +30,15 @@ func testWebhookRoundTrip(t *testing.T, s pimhook.Store) {
 	}
 	odd := newWebhook(t, s, c.ID, a.ID, at(20))
 	odd.MinimumRetryInterval = 0.125
+	odd.JobID, odd.Format, odd.BatchSize = "job-644", pimhook.FormatJob, 250
+	job := *full
+	job.ID, job.Name, job.CreatedAt = pimhook.NewID(pimhook.PrefixWebhook, base), "job", at(40)
+	job.JobID, job.Format, job.BatchSize, job.EntityTypes, job.Fields = "4765", pimhook.FormatJob, pimhook.MaxBatchSize, nil, nil
+	if err := s.CreateWebhook(ctx, &job); err != nil {
+		t.Fatalf("create job webhook: %v", err)
+	}
 
-	for _, w := range []*pimhook.Webhook{full, bare} {
+	for _, w := range []*pimhook.Webhook{full, bare, &job} {
 		got, err := s.Webhook(ctx, c.ID, w.ID)
 		if err != nil {
 			t.Fatalf("webhook: %v", err)
@@ -45,7 +52,7 @@ func testWebhookRoundTrip(t *testing.T, s pimhook.Store) {
 	if err != nil {
 		t.Fatalf("webhooks: %v", err)
 	}
-	wantSame(t, "webhooks, oldest first", []*pimhook.Webhook{bare, odd, full}, got)
+	wantSame(t, "webhooks, oldest first", []*pimhook.Webhook{bare, odd, full, &job}, got)
 }
 
 func testWebhookUpdate(t *testing.T, s pimhook.Store) {

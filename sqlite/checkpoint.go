@@ -1,0 +1,65 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+)
+
+// walAutocheckpoint is the writer's wal_autocheckpoint, in pages: a
+// backstop that makes the writer checkpoint itself once the WAL holds about
+// 64 MiB, well above SQLite's default of 1000 pages. The checkpointer has
+// usually copied those pages already, so the writer's checkpoint is short;
+// and because the writer starts its next transaction right after it, with
+// nothing new in the WAL, SQLite can then start the WAL over instead of
+// letting it grow while readers keep coming.
+const walAutocheckpoint = 16384
+
+// walSizeLimit is the journal_size_limit: a WAL file that grew beyond it is
+// cut back to it when SQLite starts the WAL over.
+const walSizeLimit = 64 << 20
+
+// checkpointer copies committed pages from the WAL into the database file
+// on a connection of its own, so that commits do not wait for it: with
+// SQLite's default every commit that finds the WAL above 1000 pages (4 MiB)
+// checkpoints it before returning, and a job run that stages a gigabyte
+// spends much of its time there. A PASSIVE checkpoint never blocks the
+// writer or the readers.
+type checkpointer struct {
+	db   *sql.DB
+	log  *slog.Logger
+	kick chan struct{}
+	done chan struct{}
+}
+
+func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
+	c := &checkpointer{db: db, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// poke asks for a checkpoint, without waiting for it. Pokes that come while
+// one runs make one more.
+func (c *checkpointer) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) run() {
+	defer close(c.done)
+	ctx := context.Background()
+	for range c.kick {
+		if _, err := c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			c.log.WarnContext(ctx, "wal checkpoint", attrError, err)
+		}
+	}
+}
+
+// stop waits for a running checkpoint and ends the checkpointer. The
+// writer must be stopped first: it pokes.
+func (c *checkpointer) stop() {
+	close(c.kick)
+	<-c.done
+}
