@@ -1,0 +1,107 @@
+package graphql
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/graphql/model"
+)
+
+// Delivery page sizes, as GET /v1/deliveries has them.
+const (
+	DefaultDeliveryPage = 50
+	MaxDeliveryPage     = 1000 // also what the store returns at most
+)
+
+// Deliveries pages through the company's deliveries, newest first, with
+// the cursors of GET /v1/deliveries: a cursor names the last delivery of
+// the previous page, and the next page starts below it in queue order.
+func (q queryResolver) Deliveries(ctx context.Context, webhookID, appID *string, status *pimhook.DeliveryStatus,
+	since, until *time.Time, first *int, after *string) (*model.DeliveryConnection, error) {
+	co, err := company(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := pimhook.DeliveryFilter{CompanyID: co.ID, Limit: DefaultDeliveryPage}
+	setIf(&f.WebhookID, webhookID)
+	setIf(&f.AppID, appID)
+	setIf(&f.Status, status)
+	setIf(&f.Since, since)
+	setIf(&f.Until, until)
+	if first != nil {
+		if *first < 1 || *first > MaxDeliveryPage {
+			return nil, pimhook.FieldError(pimhook.CodeInvalidQuery, "first", "first must be from 1 to %d, got %d", MaxDeliveryPage, *first)
+		}
+		f.Limit = *first
+	}
+	if after != nil && *after != "" {
+		if f.BeforeSeq, err = pimhook.DecodeCursor(*after, "after"); err != nil {
+			return nil, err
+		}
+	}
+	limit := f.Limit
+	f.Limit = min(limit+1, MaxDeliveryPage) // one more tells whether a next page exists
+	list, err := q.cfg.Store.Deliveries(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	// A page of the store's maximum cannot look ahead; offer the next page
+	// and let it come back empty if need be, as REST does.
+	more := len(list) > limit || (len(list) == limit && limit == MaxDeliveryPage)
+	list = list[:min(len(list), limit)]
+	conn := &model.DeliveryConnection{
+		Edges:    make([]*model.DeliveryEdge, 0, len(list)),
+		Nodes:    make([]*model.Delivery, 0, len(list)),
+		PageInfo: &model.PageInfo{HasNextPage: more && len(list) > 0},
+	}
+	for _, d := range list {
+		node := toDelivery(d)
+		conn.Edges = append(conn.Edges, &model.DeliveryEdge{Cursor: pimhook.EncodeCursor(d.Seq), Node: node})
+		conn.Nodes = append(conn.Nodes, node)
+	}
+	if len(conn.Edges) > 0 {
+		conn.PageInfo.EndCursor = &conn.Edges[len(conn.Edges)-1].Cursor
+	}
+	return conn, nil
+}
+
+// Delivery returns one delivery of the company.
+func (q queryResolver) Delivery(ctx context.Context, id string) (*model.Delivery, error) {
+	co, err := company(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := q.cfg.Store.Delivery(ctx, co.ID, id)
+	if err != nil {
+		return nil, fmt.Errorf("get delivery: %w", err)
+	}
+	return toDelivery(d), nil
+}
+
+// Attempts lists the delivery's attempts, first first. The delivery was
+// found among the company's, so its attempts are the company's too.
+func (r deliveryResolver) Attempts(ctx context.Context, obj *model.Delivery) ([]*model.Attempt, error) {
+	attempts, err := r.cfg.Store.Attempts(ctx, obj.ID)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts: %w", err)
+	}
+	return mapList(attempts, toAttempt), nil
+}
+
+// Webhook returns the delivery's webhook, or null once it was deleted.
+func (r deliveryResolver) Webhook(ctx context.Context, obj *model.Delivery) (*model.Webhook, error) {
+	co, err := company(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.cfg.Store.Webhook(ctx, co.ID, obj.WebhookID)
+	if err != nil {
+		if pimhook.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get delivery webhook: %w", err)
+	}
+	return toWebhook(w), nil
+}
