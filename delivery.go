@@ -1,7 +1,10 @@
 package pimhook
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -76,4 +79,33 @@ type DeliveryFilter struct {
 	Until     time.Time // created before; zero for no bound
 	BeforeSeq int64     // cursor: only deliveries with Seq below it; 0 for the start
 	Limit     int       // at most this many; the store caps it at 1000
+}
+
+// cursorPrefix marks a delivery-list cursor; other kinds of cursor may come.
+const cursorPrefix = "s:"
+
+// EncodeCursor returns the opaque cursor of a delivery list page that ends
+// at seq: the base64 of "s:<seq>". REST and GraphQL hand out the same form,
+// so a cursor from either API works in the other.
+func EncodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
+}
+
+// DecodeCursor returns the seq of a cursor made by EncodeCursor; field
+// names the input in the error.
+func DecodeCursor(c, field string) (int64, error) {
+	bad := FieldError(CodeInvalidCursor, field, "%s is not a cursor this API handed out; start again without it", field)
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, bad
+	}
+	digits, ok := strings.CutPrefix(string(b), cursorPrefix)
+	if !ok {
+		return 0, bad
+	}
+	seq, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || seq <= 0 {
+		return 0, bad
+	}
+	return seq, nil
 }

@@ -34,6 +34,7 @@ const (
 	CodeUnknownField      = "unknown_field"
 	CodeWrongType         = "wrong_type"
 	CodeBodyTooLarge      = "body_too_large"
+	CodeBodyIncomplete    = "body_incomplete"
 	CodeUnsupportedMedia  = "unsupported_media_type"
 	CodeValidation        = "validation_failed"
 	CodeInvalidURL        = "invalid_callback_url"

@@ -2,6 +2,7 @@ package pimhook
 
 import (
 	"context"
+	"time"
 )
 
 // IngestStatus tells what became of one posted event.
@@ -81,6 +82,9 @@ type Store interface {
 	// Webhooks lists a company's webhooks, oldest first.
 	Webhooks(ctx context.Context, companyID string) ([]*Webhook, error)
 	UpdateWebhook(ctx context.Context, w *Webhook) error
+	// DisableWebhook turns a webhook off with a reason, touching nothing
+	// else, so that a concurrent edit of the webhook is not undone.
+	DisableWebhook(ctx context.Context, companyID, id, reason string, at time.Time) error
 	// DeleteWebhook removes a webhook. Its pending deliveries stay; the
 	// dispatcher marks them skipped when it reaches them.
 	DeleteWebhook(ctx context.Context, companyID, id string) error

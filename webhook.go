@@ -176,7 +176,7 @@ func (w *Webhook) Normalize() error {
 		if !validHeaderName(k) {
 			return FieldError(CodeValidation, "headers", "%q is not a valid header name", k)
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
+		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
 			return FieldError(CodeValidation, "headers", "header %q has a control character in its value", k)
 		}
 		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(k)) {

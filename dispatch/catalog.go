@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/pimhook/pimhook"
 )
@@ -204,6 +205,12 @@ func (c *Catalog) CreateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 func (c *Catalog) UpdateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 	defer c.invalidate(func() { delete(c.hooks, w.CompanyID) })
 	return c.Store.UpdateWebhook(ctx, w)
+}
+
+// DisableWebhook writes through and drops the company's webhooks from the cache.
+func (c *Catalog) DisableWebhook(ctx context.Context, companyID, id, reason string, at time.Time) error {
+	defer c.invalidate(func() { delete(c.hooks, companyID) })
+	return c.Store.DisableWebhook(ctx, companyID, id, reason, at)
 }
 
 // DeleteWebhook writes through and drops the company's webhooks from the cache.

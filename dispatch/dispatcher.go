@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 type Config struct {
 	// Catalog is the store, behind its cache.
 	Catalog *Catalog
+	// Jobs keeps the state of data jobs, for RunJob; nil leaves job runs
+	// unavailable.
+	Jobs pimhook.JobStore
 	// Client makes the HTTP attempts.
 	Client *Client
 	// Clock tells the time and schedules retries; nil means the system clock.
@@ -105,6 +109,7 @@ type Dispatcher struct {
 	cfg    Config
 	cat    *Catalog
 	store  pimhook.Store
+	jobs   pimhook.JobStore
 	client *Client
 	clock  pimhook.Clock
 	log    *slog.Logger
@@ -115,9 +120,8 @@ type Dispatcher struct {
 	cancelSend context.CancelFunc
 
 	mu       sync.Mutex
-	apps     map[string]*appState
+	apps     map[string]*appState // apps that are queued, running or waiting
 	pools    map[string]*pool
-	started  bool
 	stopping bool
 	workers  sync.WaitGroup
 }
@@ -143,6 +147,15 @@ const (
 	appWaiting               // its head delivery waits for a retry time
 )
 
+// Pool names: the general shared pool, the shared pool of an app type
+// (typePool + app type), and the one-worker pool of a dedicated app
+// (dedicatedPool + app ID).
+const (
+	sharedPool    = "shared"
+	typePool      = "type:"
+	dedicatedPool = "app:"
+)
+
 // pool is a set of workers and the FIFO of apps ready for them.
 type pool struct {
 	name  string
@@ -159,7 +172,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
-		cfg: cfg, cat: cfg.Catalog, store: cfg.Catalog, client: cfg.Client,
+		cfg: cfg, cat: cfg.Catalog, store: cfg.Catalog, jobs: cfg.Jobs, client: cfg.Client,
 		clock: cfg.Clock, log: cfg.Logger,
 		sendCtx: ctx, cancelSend: cancel,
 		apps:  map[string]*appState{},
@@ -169,9 +182,6 @@ func New(cfg Config) (*Dispatcher, error) {
 
 // Start wakes every app that has pending deliveries in the store.
 func (d *Dispatcher) Start(ctx context.Context) error {
-	d.mu.Lock()
-	d.started = true
-	d.mu.Unlock()
 	ids, err := d.store.PendingApps(ctx)
 	if err != nil {
 		return fmt.Errorf("dispatch: start: %w", err)
@@ -205,13 +215,15 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	defer timer.Stop()
 	select {
 	case <-done:
-		d.cancelSend()
-		return nil
 	case <-timer.C:
+		d.cancelSend()
+		<-done
 	case <-ctx.Done():
+		d.cancelSend()
+		<-done
 	}
 	d.cancelSend()
-	<-done
+	d.client.CloseIdleConnections()
 	return nil
 }
 
@@ -254,15 +266,15 @@ func (d *Dispatcher) enqueueLocked(st *appState) {
 func (d *Dispatcher) poolName(appID string) string {
 	a, err := d.cat.app(context.Background(), appID)
 	if err != nil {
-		return "shared"
+		return sharedPool
 	}
 	if a.Worker == pimhook.WorkerDedicated {
-		return "app:" + a.ID
+		return dedicatedPool + a.ID
 	}
 	if _, ok := d.cfg.TypeWorkers[a.AppType]; ok {
-		return "type:" + a.AppType
+		return typePool + a.AppType
 	}
-	return "shared"
+	return sharedPool
 }
 
 // poolLocked returns the named pool, creating it and its workers on first use.
@@ -271,11 +283,10 @@ func (d *Dispatcher) poolLocked(name string) *pool {
 		return p
 	}
 	size := d.cfg.SharedWorkers
-	switch {
-	case len(name) > 4 && name[:4] == "app:":
+	if rest, ok := strings.CutPrefix(name, dedicatedPool); ok && rest != "" {
 		size = 1
-	case len(name) > 5 && name[:5] == "type:":
-		size = d.cfg.TypeWorkers[name[5:]]
+	} else if rest, ok := strings.CutPrefix(name, typePool); ok {
+		size = d.cfg.TypeWorkers[rest]
 	}
 	p := &pool{name: name, size: size, cond: sync.NewCond(&d.mu)}
 	d.pools[name] = p
@@ -318,7 +329,16 @@ func (d *Dispatcher) work(p *pool) {
 		case st.dirty:
 			d.enqueueLocked(st)
 		default:
+			// Idle apps are forgotten until their next Notify, and a
+			// dedicated worker ends with its app's work, so that deleted
+			// or reassigned apps leave nothing behind.
 			st.state = appIdle
+			delete(d.apps, st.id)
+			if st.pool == p.name && strings.HasPrefix(p.name, dedicatedPool) && len(p.ready) == 0 {
+				delete(d.pools, p.name)
+				d.mu.Unlock()
+				return
+			}
 		}
 	}
 }
@@ -506,7 +526,5 @@ func (d *Dispatcher) skip(ctx context.Context, dl *pimhook.Delivery, reason stri
 
 // disable turns a webhook off after its receiver said it is gone.
 func (d *Dispatcher) disable(ctx context.Context, w *pimhook.Webhook, reason string) error {
-	cp := cloneWebhook(w)
-	cp.Enabled, cp.DisabledReason, cp.UpdatedAt = false, reason, d.clock.Now()
-	return d.cat.UpdateWebhook(ctx, cp)
+	return d.cat.DisableWebhook(ctx, w.CompanyID, w.ID, reason, d.clock.Now())
 }

@@ -113,6 +113,7 @@ func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error)
 	switch ev.Action {
 	case pimhook.ActionDeleted:
 		if stored != nil && stored.Deleted {
+			ev.EffectiveAction, ev.Revision = pimhook.ActionDeleted, current
 			return pimhook.Decision{Unchanged: true}, nil
 		}
 		if isEmptyJSON(ev.Data) && stored != nil {
@@ -135,14 +136,14 @@ func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error)
 		}
 		if len(changes) == 0 {
 			dec := pimhook.Decision{Unchanged: true}
+			ev.EffectiveAction, ev.Revision = pimhook.ActionUpdated, current
 			// The posted previous state wins over the stored one; when the
-			// stored state lags, it still becomes the posted data.
+			// stored state lags, it still becomes the posted data (a new
+			// entity starts at revision 1).
 			if len(ev.Previous) > 0 && (stored == nil || !bytes.Equal(stored.Data, ev.Data)) {
-				entity.Revision = max(rev-1, 1)
+				entity.Revision = max(current, 1)
+				ev.Revision = entity.Revision
 				dec.Entity = entity
-			}
-			if stored != nil {
-				ev.Revision = stored.Revision
 			}
 			return dec, nil
 		}

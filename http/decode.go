@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pimhook/pimhook"
 )
@@ -41,10 +43,16 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, errTooLarge(limit)
 		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return nil, pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeBodyIncomplete, "the request body did not arrive in time")
+		}
 		return nil, pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeMalformedJSON, "the request body could not be read: %v", err)
 	}
 	return data, nil
 }
+
+// DefaultBodyReadTimeout is how long a request body may take to arrive.
+const DefaultBodyReadTimeout = 30 * time.Second
 
 func errTooLarge(limit int64) error {
 	return pimhook.Errorf(pimhook.KindTooLarge, pimhook.CodeBodyTooLarge,

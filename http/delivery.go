@@ -1,7 +1,6 @@
 package http
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -103,7 +102,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	list = list[:min(len(list), limit)]
 	var next *string
 	if more && len(list) > 0 {
-		c := encodeCursor(list[len(list)-1].Seq)
+		c := pimhook.EncodeCursor(list[len(list)-1].Seq)
 		next = &c
 	}
 	page := mapList(list, toDeliveryJSON)
@@ -184,39 +183,13 @@ func deliveryFilter(q url.Values) (pimhook.DeliveryFilter, error) {
 		f.Limit = n
 	}
 	if v := q.Get("cursor"); v != "" {
-		seq, err := decodeCursor(v)
+		seq, err := pimhook.DecodeCursor(v, "cursor")
 		if err != nil {
 			return f, err
 		}
 		f.BeforeSeq = seq
 	}
 	return f, nil
-}
-
-// A cursor is opaque to clients: the base64 of "s:<seq>", the position of
-// the last delivery of the previous page. The prefix leaves room for other
-// kinds of cursor later.
-const cursorPrefix = "s:"
-
-func encodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
-}
-
-func decodeCursor(c string) (int64, error) {
-	bad := pimhook.FieldError(pimhook.CodeInvalidCursor, "cursor", "cursor is not one this API handed out; start again without it")
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, bad
-	}
-	digits, ok := strings.CutPrefix(string(b), cursorPrefix)
-	if !ok {
-		return 0, bad
-	}
-	seq, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || seq <= 0 {
-		return 0, bad
-	}
-	return seq, nil
 }
 
 func utcOrNil(t time.Time) *time.Time {

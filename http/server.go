@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/pimhook/pimhook"
 )
@@ -26,9 +27,7 @@ type Ingester interface {
 
 // TargetChecker refuses callback URLs whose target may not be reached. The
 // dispatcher's Guard implements it.
-type TargetChecker interface {
-	CheckURL(ctx context.Context, rawURL string) error
-}
+type TargetChecker = pimhook.TargetChecker
 
 // Default body limits.
 const (
@@ -43,6 +42,8 @@ type Server struct {
 	// Ingester receives posted events; without it POST /v1/events answers
 	// 503.
 	Ingester Ingester
+	// Jobs runs posted job runs; without it /v1/jobs answers 503.
+	Jobs JobRunner
 	// Targets vets callback URLs when webhooks are saved; nil vets nothing
 	// here (the dispatcher still refuses forbidden addresses when dialling).
 	Targets TargetChecker
@@ -51,6 +52,10 @@ type Server struct {
 
 	MaxBodyBytes      int64 // API bodies; 0: DefaultMaxBodyBytes
 	MaxEventBodyBytes int64 // POST /v1/events; 0: DefaultMaxEventBodyBytes
+	// BodyReadTimeout bounds how long a request body may take to arrive;
+	// 0: DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
+	MaxJobRunBytes  int64 // POST /v1/jobs/{jobID}/runs; 0: DefaultMaxJobRunBytes
 
 	// Extra handlers are mounted on the same mux, keyed by ServeMux pattern
 	// ("GET /readyz", "/metrics"). They get neither authentication nor
@@ -85,6 +90,9 @@ func (s *Server) withDefaults() *Server {
 	if c.MaxEventBodyBytes <= 0 {
 		c.MaxEventBodyBytes = DefaultMaxEventBodyBytes
 	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
+	}
 	return &c
 }
 
@@ -116,6 +124,8 @@ func (s *Server) Handler() http.Handler {
 	authed("GET /v1/webhooks/{id}/secret", c.getWebhookSecret)
 
 	authed("POST /v1/events", c.postEvents)
+	authed("POST /v1/jobs/{jobID}/runs", c.postJobRun)
+	authed("GET /v1/jobs/{jobID}/runs", c.listJobRuns)
 
 	authed("GET /v1/deliveries", c.listDeliveries)
 	authed("GET /v1/deliveries/{id}", c.getDelivery)
@@ -203,6 +213,10 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 				s.writeError(w, r, fmt.Errorf("%s %s: panic: %v\n%s", r.Method, r.URL.Path, v, debug.Stack()))
 			}
 		}()
+		// A body that stops arriving must not hold the request forever.
+		// Handlers that stream large bodies move the deadline themselves;
+		// servers that cannot set deadlines (test recorders) have none.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.BodyReadTimeout))
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}

@@ -2,7 +2,6 @@ package http
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -235,38 +234,12 @@ func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) error 
 }
 
 // vet validates hook in the documented order: its own rules, then whether
-// its callback URL may be reached (when checkURL), then its app. appID is
-// the app_id of the body: absent keeps hook.AppID, or the company's default
-// app for a webhook that has none; present but empty means the default app.
-// Only the default app is created here, and only once everything else
-// passed.
+// its callback URL may be reached (when checkURL), then its app (see
+// pimhook.AssignApp for what appID means). Only the default app is created
+// here, and only once everything else passed.
 func (s *Server) vet(ctx context.Context, hook *pimhook.Webhook, appID *string, checkURL bool, now time.Time) error {
-	if err := hook.Normalize(); err != nil {
+	if err := pimhook.CheckWebhook(ctx, s.Targets, hook, checkURL); err != nil {
 		return err
 	}
-	if checkURL && s.Targets != nil {
-		if err := s.Targets.CheckURL(ctx, hook.URL); err != nil {
-			if _, ok := errors.AsType[*pimhook.Error](err); ok || ctx.Err() != nil {
-				return fmt.Errorf("check callback_url: %w", err)
-			}
-			return pimhook.FieldError(pimhook.CodeTargetForbidden, "callback_url", "callback_url may not be called: %v", err)
-		}
-	}
-	switch {
-	case appID != nil && *appID != "":
-		if _, err := s.Store.App(ctx, hook.CompanyID, *appID); err != nil {
-			if pimhook.IsNotFound(err) {
-				return pimhook.FieldError(pimhook.CodeAppNotFound, "app_id", "app %q does not exist", *appID)
-			}
-			return fmt.Errorf("find app: %w", err)
-		}
-		hook.AppID = *appID
-	case appID != nil || hook.AppID == "":
-		a, err := pimhook.EnsureDefaultApp(ctx, s.Store, hook.CompanyID, now)
-		if err != nil {
-			return fmt.Errorf("default app: %w", err)
-		}
-		hook.AppID = a.ID
-	}
-	return nil
+	return pimhook.AssignApp(ctx, s.Store, hook, appID, now)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pimhook/pimhook"
 )
@@ -97,6 +98,19 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 	})
 	if err != nil {
 		return fmt.Errorf("update webhook: %w", err)
+	}
+	return nil
+}
+
+// DisableWebhook turns a webhook off with a reason and touches nothing else.
+func (s *Store) DisableWebhook(ctx context.Context, companyID, id, reason string, at time.Time) error {
+	err := s.w.do(ctx, func(tx *wtx) error {
+		res, err := tx.exec(`UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE company_id = ? AND id = ?`,
+			reason, unixNano(at), companyID, id)
+		return affectedOne(res, err, webhookNotFound(id))
+	})
+	if err != nil {
+		return fmt.Errorf("disable webhook: %w", err)
 	}
 	return nil
 }

@@ -35,8 +35,10 @@ func Run(t *testing.T, open func(t *testing.T) pimhook.Store) {
 		{"Company", companyCases},
 		{"App", appCases},
 		{"Webhook", webhookCases},
+		{"Disable", disableCases},
 		{"Ingest", ingestCases},
 		{"Delivery", deliveryCases},
+		{"Job", jobCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

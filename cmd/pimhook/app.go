@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/pimhook/pimhook"
 	"github.com/pimhook/pimhook/dispatch"
+	"github.com/pimhook/pimhook/graphql"
 	pimhttp "github.com/pimhook/pimhook/http"
 	"github.com/pimhook/pimhook/sqlite"
 )
@@ -34,6 +37,7 @@ type Main struct {
 
 	stderr io.Writer
 	served chan error
+	unlock func()
 }
 
 // NewMain returns a Main that logs to stderr.
@@ -48,11 +52,11 @@ func NewMain(cfg Config, stderr io.Writer) *Main {
 // Run opens the store, starts the dispatcher and starts serving HTTP. It
 // returns once the server listens.
 func (m *Main) Run(ctx context.Context) error {
-	s, err := openStore(ctx, m.Config, m.Logger)
+	s, unlock, err := openStore(ctx, m.Config, m.Logger)
 	if err != nil {
 		return err
 	}
-	m.Store = s
+	m.Store, m.unlock = s, unlock
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -60,6 +64,7 @@ func (m *Main) Run(ctx context.Context) error {
 	guard := dispatch.NewGuard(m.Config.AllowTargets)
 	m.Dispatcher, err = dispatch.New(dispatch.Config{
 		Catalog:       m.Catalog,
+		Jobs:          m.Store,
 		Client:        dispatch.NewClient(dispatch.ClientConfig{Guard: guard}),
 		Logger:        m.Logger,
 		SharedWorkers: m.Config.SharedWorkers,
@@ -72,11 +77,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.Dispatcher.Start(ctx); err != nil {
 		return err
 	}
+	gql := graphql.NewHandler(graphql.Config{
+		Store:   m.Catalog,
+		Jobs:    m.Dispatcher,
+		Targets: guard,
+		Logger:  m.Logger,
+	})
 	api := &pimhttp.Server{
 		Store:    m.Catalog,
 		Ingester: m.Dispatcher,
+		Jobs:     m.Dispatcher,
 		Targets:  guard,
 		Logger:   m.Logger,
+		Authed:   map[string]http.Handler{"POST /graphql": gql, "GET /graphql": gql},
 	}
 	m.Listener, err = net.Listen("tcp", m.Config.Listen)
 	if err != nil {
@@ -111,6 +124,7 @@ func (m *Main) Close() error {
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())
+		m.unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -153,13 +167,28 @@ func (m *Main) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*sqlite.Store, error) {
+// openStore locks the data directory and opens the store in it. The lock
+// keeps a second process off the same file: two dispatchers on one queue
+// would send every delivery twice, and in parallel. It is released by the
+// returned function, or by the kernel when the process dies.
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*sqlite.Store, func(), error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
+	path := filepath.Join(cfg.DataDir, "pimhook.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("data dir %s is in use by another pimhook process (%s is locked)", cfg.DataDir, path)
+	}
+	unlock := func() { f.Close() }
 	s, err := sqlite.Open(ctx, cfg.dbPath(), sqlite.Options{Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", cfg.dbPath(), err)
+		unlock()
+		return nil, nil, fmt.Errorf("open %s: %w", cfg.dbPath(), err)
 	}
-	return s, nil
+	return s, unlock, nil
 }

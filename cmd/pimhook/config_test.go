@@ -131,3 +131,32 @@ func TestLoopbackRefusedWithoutAllowList(t *testing.T) {
 		t.Errorf("%d webhooks stored after refusals", len(list.Data))
 	}
 }
+
+// TestDataDirLocked: a second server on the same data directory refuses to
+// start rather than send every delivery a second time.
+func TestDataDirLocked(t *testing.T) {
+	t.Parallel()
+	m := startMain(t)
+	second := NewMain(m.Config, io.Discard)
+	err := second.Run(context.Background())
+	second.Close()
+	if err == nil || !strings.Contains(err.Error(), "in use by another pimhook process") {
+		t.Fatalf("second server on one data dir: %v, want it refused", err)
+	}
+	if err := run(context.Background(), []string{"migrate", "--data-dir", m.Config.DataDir}, io.Discard, io.Discard); err == nil {
+		t.Error("migrate ran on a data dir in use")
+	}
+}
+
+// TestHeaderValuesMustBeSendable: a header value with a control character
+// is refused when the webhook is saved, not when it is sent.
+func TestHeaderValuesMustBeSendable(t *testing.T) {
+	t.Parallel()
+	c := startMain(t).client(t)
+	var p struct {
+		Code, Field string
+	}
+	if got := c.do("POST", "/v1/webhooks", map[string]any{"callback_url": "https://example.com/h", "headers": map[string]string{"X-Test": "a\u0001b"}}, &p); got != http.StatusBadRequest || p.Code != "validation_failed" || p.Field != "headers" {
+		t.Fatalf("status %d %+v, want 400 validation_failed on headers", got, p)
+	}
+}

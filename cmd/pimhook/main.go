@@ -75,10 +75,11 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	s, err := openStore(ctx, cfg, nil)
+	s, unlock, err := openStore(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	fmt.Fprintf(stdout, "migrated %s\n", cfg.dbPath())
 	return s.Close()
 }
