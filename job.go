@@ -3,6 +3,7 @@ package pimhook
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 )
 
@@ -91,4 +92,19 @@ type JobRunTx interface {
 	Commit(ctx context.Context, run *JobRun) (appIDs []string, err error)
 	// Abort drops everything staged.
 	Abort(ctx context.Context) error
+}
+
+// JobRunRequest is a job run as posted.
+type JobRunRequest struct {
+	JobID string
+	// KeyField names the product field that identifies a product; empty
+	// means DefaultJobKey.
+	KeyField string
+	// Body is the run: NDJSON when NDJSON is set, else a JSON array.
+	Body   io.Reader
+	NDJSON bool
+	// AllowEmpty accepts a run without products, which removes every
+	// product of the job. Without it such a run is refused: an empty file
+	// from a failed export must not empty the catalogue downstream.
+	AllowEmpty bool
 }

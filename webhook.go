@@ -143,8 +143,8 @@ func (w *Webhook) Normalize() error {
 	}
 	w.Fields = fields
 	w.JobID = strings.TrimSpace(w.JobID)
-	if len(w.JobID) > 255 {
-		return FieldError(CodeValidation, "job_id", "job_id is longer than 255 characters")
+	if len(w.JobID) > 255 || strings.ContainsFunc(w.JobID, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return FieldError(CodeValidation, "job_id", "job_id must be at most 255 printable characters")
 	}
 	switch w.Format {
 	case "":
@@ -166,8 +166,10 @@ func (w *Webhook) Normalize() error {
 		if w.BatchSize < 1 || w.BatchSize > MaxBatchSize {
 			return FieldError(CodeValidation, "batch_size", "batch_size must be between 1 and %d, got %d", MaxBatchSize, w.BatchSize)
 		}
-	} else if w.BatchSize != 0 {
-		return FieldError(CodeValidation, "batch_size", "batch_size applies to format %q only", FormatJob)
+	} else {
+		// batch_size means nothing to an event webhook; a webhook unbound
+		// from its job keeps none.
+		w.BatchSize = 0
 	}
 	if w.Headers == nil {
 		w.Headers = map[string]string{}

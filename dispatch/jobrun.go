@@ -27,6 +27,10 @@ const (
 	jobBatch = 1000
 	// jobBatchBytes ends a batch early when its products are large.
 	jobBatchBytes = 16 << 20
+	// jobChunkBytes ends a delivery's chunk before batch_size products when
+	// they are large, so that a webhook's chunk, and the delivery it makes,
+	// stays a few MiB whatever batch_size says.
+	jobChunkBytes = 8 << 20
 )
 
 // RunJob compares a job run, the job's complete output data set read from
@@ -47,9 +51,11 @@ const (
 // invalid product, a body that cannot be read) changes nothing: it is
 // recorded as failed, and the KindInvalid CodeInvalidJobRun error
 // (CodeDuplicateKey for a key given twice) names the line (NDJSON) or
-// element (array), 1-based, which the returned run's Line also holds. RunJob returns the run's record whenever it made one, with
-// the error if the run failed.
-func (d *Dispatcher) RunJob(ctx context.Context, co *pimhook.Company, jobID, keyField string, body io.Reader, ndjson bool) (*pimhook.JobRun, error) {
+// element (array), 1-based, which the returned run's Line also holds. A
+// run without products is refused unless req.AllowEmpty. RunJob returns the
+// run's record whenever it made one, with the error if the run failed.
+func (d *Dispatcher) RunJob(ctx context.Context, co *pimhook.Company, req pimhook.JobRunRequest) (*pimhook.JobRun, error) {
+	jobID, keyField, body, ndjson := req.JobID, req.KeyField, req.Body, req.NDJSON
 	if d.jobs == nil {
 		return nil, errors.New("run job: the dispatcher has no job store (Config.Jobs)")
 	}
@@ -64,12 +70,15 @@ func (d *Dispatcher) RunJob(ctx context.Context, co *pimhook.Company, jobID, key
 		ID: pimhook.NewID(pimhook.PrefixJobRun, now), CompanyID: co.ID, JobID: jobID,
 		KeyField: keyField, CreatedAt: now,
 	}
-	cw, err := d.cat.webhooks(ctx, co.ID)
+	tx, err := d.jobs.BeginJobRun(ctx, co.ID, jobID, run.ID)
 	if err != nil {
 		return nil, fmt.Errorf("run job %s: %w", jobID, err)
 	}
-	tx, err := d.jobs.BeginJobRun(ctx, co.ID, jobID, run.ID)
+	// Read the webhooks once the job is ours: edits made while an earlier
+	// run of the job held it apply to this run.
+	cw, err := d.cat.webhooks(ctx, co.ID)
 	if err != nil {
+		_ = tx.Abort(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("run job %s: %w", jobID, err)
 	}
 	r := &jobRunner{
@@ -94,6 +103,10 @@ func (d *Dispatcher) RunJob(ctx context.Context, co *pimhook.Company, jobID, key
 	}
 	if err := r.read(src); err != nil {
 		return r.fail(err)
+	}
+	if r.run.Products == 0 && !req.AllowEmpty {
+		return r.fail(pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeInvalidJobRun,
+			"the run has no products; it would remove every product of the job: post it with allow_empty=true if that is meant"))
 	}
 	appIDs, err := r.finish()
 	if err != nil {
@@ -288,7 +301,7 @@ func (r *jobRunner) emit(action pimhook.Action, event string, data []byte, chang
 			}
 		}
 		h.chunk.add(event, data, told)
-		if h.chunk.n >= h.size {
+		if h.chunk.n >= h.size || len(h.chunk.buf) >= jobChunkBytes {
 			if err := r.stage(h); err != nil {
 				return err
 			}

@@ -50,7 +50,7 @@ func (r *rig) jobHook(t *testing.T, url, jobID string, batch int, events []pimho
 // runJob posts an NDJSON run and fails the test if it is refused.
 func (r *rig) runJob(t *testing.T, jobID string, lines ...string) *pimhook.JobRun {
 	t.Helper()
-	run, err := r.d.RunJob(context.Background(), r.co, jobID, "", strings.NewReader(strings.Join(lines, "\n")), true)
+	run, err := r.d.RunJob(context.Background(), r.co, pimhook.JobRunRequest{JobID: jobID, KeyField: "", Body: strings.NewReader(strings.Join(lines, "\n")), NDJSON: true})
 	if err != nil {
 		t.Fatalf("run job %s: %v", jobID, err)
 	}
@@ -190,7 +190,7 @@ func TestJobRunKeyField(t *testing.T) {
 	ctx := context.Background()
 	post := func(body string, ndjson bool) *pimhook.JobRun {
 		t.Helper()
-		run, err := r.d.RunJob(ctx, r.co, "skus", "sku", strings.NewReader(body), ndjson)
+		run, err := r.d.RunJob(ctx, r.co, pimhook.JobRunRequest{JobID: "skus", KeyField: "sku", Body: strings.NewReader(body), NDJSON: ndjson})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,16 +237,19 @@ func TestJobRunParsing(t *testing.T) {
 		body     io.Reader
 		ndjson   bool
 		key      string
+		empty    bool   // allow an empty run
 		products int    // when accepted
 		line     int    // when refused
 		msg      string // when refused: part of the message
 	}{
 		{name: "ndjson", body: strings.NewReader("{\"id\":\"a\"}\n{\"id\":\"b\"}\n"), ndjson: true, products: 2},
 		{name: "ndjson blank lines and CRLF", body: strings.NewReader("\n{\"id\":\"a\"}\r\n  \r\n\t\n{\"id\":\"b\"}"), ndjson: true, products: 2},
-		{name: "ndjson empty", body: strings.NewReader(""), ndjson: true, products: 0},
+		{name: "ndjson empty, allowed", body: strings.NewReader(""), ndjson: true, empty: true, products: 0},
+		{name: "ndjson empty", body: strings.NewReader("\n\n"), ndjson: true, msg: "the run has no products"},
 		{name: "array", body: strings.NewReader(`[{"id":"a"},{"id":"b"},{"id":3}]`), products: 3},
 		{name: "array pretty", body: strings.NewReader("[\n  {\n    \"id\": \"a\"\n  },\n  {\"id\": \"b\"}\n]\n"), products: 2},
-		{name: "array empty", body: strings.NewReader(`[]`), products: 0},
+		{name: "array empty, allowed", body: strings.NewReader(`[]`), empty: true, products: 0},
+		{name: "array empty", body: strings.NewReader(`[]`), msg: "the run has no products"},
 		{name: "integer key", body: strings.NewReader(`{"id":42}`), ndjson: true, products: 1},
 		{name: "escaped key", body: strings.NewReader(`{"id":"a\u0062"}`), ndjson: true, products: 1},
 		{name: "other key field", body: strings.NewReader(`{"sku":"a"}`), ndjson: true, key: "sku", products: 1},
@@ -285,7 +288,7 @@ func TestJobRunParsing(t *testing.T) {
 			t.Parallel()
 			r, url := newJobRig(t)
 			w := r.jobHook(t, url, "j", 0, nil, nil)
-			run, err := r.d.RunJob(context.Background(), r.co, "j", tt.key, tt.body, tt.ndjson)
+			run, err := r.d.RunJob(context.Background(), r.co, pimhook.JobRunRequest{JobID: "j", KeyField: tt.key, Body: tt.body, NDJSON: tt.ndjson, AllowEmpty: tt.empty})
 			if tt.msg == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -345,7 +348,7 @@ func TestJobRunFailureKeepsState(t *testing.T) {
 		run2 = append(run2, fmt.Sprintf(`{"id":"p%d","v":1}`, i))
 	}
 	run2[2099] = `{"id":"p2099","v":}`
-	_, err := r.d.RunJob(context.Background(), r.co, "j", "", strings.NewReader(strings.Join(run2, "\n")), true)
+	_, err := r.d.RunJob(context.Background(), r.co, pimhook.JobRunRequest{JobID: "j", KeyField: "", Body: strings.NewReader(strings.Join(run2, "\n")), NDJSON: true})
 	if err == nil || !strings.Contains(err.Error(), "line 2100") {
 		t.Fatalf("error %v, want one naming line 2100", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +21,7 @@ type JobRunner interface {
 	// RunJob reads a run's products from body, NDJSON or a JSON array, and
 	// returns the run's record; a refused run comes back recorded as
 	// failed, with the error.
-	RunJob(ctx context.Context, co *pimhook.Company, jobID, keyField string, body io.Reader, ndjson bool) (*pimhook.JobRun, error)
+	RunJob(ctx context.Context, co *pimhook.Company, req pimhook.JobRunRequest) (*pimhook.JobRun, error)
 	// JobRuns lists a job's runs, newest first.
 	JobRuns(ctx context.Context, companyID, jobID string) ([]*pimhook.JobRun, error)
 }
@@ -68,9 +69,20 @@ func (s *Server) postJobRun(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > limit {
 		return errTooLarge(limit)
 	}
+	allowEmpty := false
+	if q := r.URL.Query(); q.Has("allow_empty") {
+		if allowEmpty, err = strconv.ParseBool(q.Get("allow_empty")); err != nil {
+			return pimhook.FieldError(pimhook.CodeInvalidQuery, "allow_empty", "allow_empty must be true or false")
+		}
+	}
 	co := companyFrom(r.Context())
-	body := &arrivingBody{r: http.MaxBytesReader(w, r.Body, limit), rc: http.NewResponseController(w), idle: s.BodyReadTimeout}
-	run, err := s.Jobs.RunJob(r.Context(), co, jobID, key, body, ndjson)
+	// The whole-request deadline does not fit a run: it may wait for an
+	// earlier run of the job, then take minutes to upload. arrivingBody
+	// gives every read its own deadline instead.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	body := &arrivingBody{r: http.MaxBytesReader(w, r.Body, limit), rc: rc, idle: s.BodyReadTimeout}
+	run, err := s.Jobs.RunJob(r.Context(), co, pimhook.JobRunRequest{JobID: jobID, KeyField: key, Body: body, NDJSON: ndjson, AllowEmpty: allowEmpty})
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return errTooLarge(limit)
@@ -107,16 +119,15 @@ type arrivingBody struct {
 }
 
 func (b *arrivingBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if n > 0 {
-		// Moving the deadline on every read would cost a timer update
-		// each; a few times per idle period is enough.
-		if now := time.Now(); now.After(b.next) {
-			_ = b.rc.SetReadDeadline(now.Add(b.idle))
-			b.next = now.Add(b.idle / 8)
-		}
+	// The deadline is set before a read, so time spent before the first
+	// read (waiting for the job) does not count. Moving it on every read
+	// would cost a timer update each; a few times per idle period is
+	// enough.
+	if now := time.Now(); now.After(b.next) {
+		_ = b.rc.SetReadDeadline(now.Add(b.idle))
+		b.next = now.Add(b.idle / 8)
 	}
-	return n, err
+	return b.r.Read(p)
 }
 
 // listJobRuns lists a job's runs, newest first, failed ones included.

@@ -1,10 +1,12 @@
 package http_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +26,7 @@ type fakeJobs struct {
 	run   *pimhook.JobRun
 	err   error
 	runs  []*pimhook.JobRun
+	wait  time.Duration // before reading the body, as a run waiting for an earlier run of its job does
 }
 
 type jobCall struct {
@@ -31,7 +34,9 @@ type jobCall struct {
 	ndjson                      bool
 }
 
-func (f *fakeJobs) RunJob(_ context.Context, co *pimhook.Company, jobID, key string, body io.Reader, ndjson bool) (*pimhook.JobRun, error) {
+func (f *fakeJobs) RunJob(_ context.Context, co *pimhook.Company, req pimhook.JobRunRequest) (*pimhook.JobRun, error) {
+	jobID, key, body, ndjson := req.JobID, req.KeyField, req.Body, req.NDJSON
+	time.Sleep(f.wait)
 	b, err := io.ReadAll(body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -264,5 +269,43 @@ func TestJobRunSlowUpload(t *testing.T) {
 	}
 	if p.Code != pimhook.CodeBodyIncomplete || p.Line != 4 || p.RunID != "run_read" || !strings.Contains(p.Detail, "line 4") {
 		t.Errorf("problem %+v, want body_incomplete at line 4", p)
+	}
+}
+
+// TestJobRunWaitingForItsJob: time a run spends waiting for an earlier run
+// of its job, before it reads its body, does not count against the body
+// read timeout. The client sends Expect: 100-continue, as curl does for
+// large bodies, so no byte of the body arrives before the handler reads.
+func TestJobRunWaitingForItsJob(t *testing.T) {
+	t.Parallel()
+	const idle = 200 * time.Millisecond
+	jobs := &fakeJobs{run: &pimhook.JobRun{ID: "run_1", Status: pimhook.JobRunAccepted}, wait: 3 * idle}
+	e := newJobEnv(t, jobs, 0, func(s *pimhttp.Server) { s.BodyReadTimeout = idle })
+	conn, err := net.Dial("tcp", e.server.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "{\"id\":1}\n{\"id\":2}\n"
+	fmt.Fprintf(conn, "POST /v1/jobs/j/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", e.key, len(body))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	cont, err := http.ReadResponse(br, nil)
+	if err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue, got %v %v", cont, err)
+	}
+	if _, err := io.WriteString(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	if calls := jobs.recorded(); len(calls) != 1 || strings.Count(calls[0].body, "\n") != 2 {
+		t.Fatalf("calls %+v, want the whole body", calls)
 	}
 }

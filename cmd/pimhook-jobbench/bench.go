@@ -271,7 +271,7 @@ func (r *rig) runFile(ctx context.Context, path string) (time.Duration, *pimhook
 	}
 	defer f.Close()
 	start := time.Now()
-	run, err := r.d.RunJob(ctx, r.co, benchJob, "", f, true)
+	run, err := r.d.RunJob(ctx, r.co, pimhook.JobRunRequest{JobID: benchJob, Body: f, NDJSON: true})
 	if err != nil {
 		return 0, nil, err
 	}
