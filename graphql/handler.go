@@ -215,6 +215,17 @@ func (b *bodyCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, pimhook.CodeMalformedJSON, "the request body is not JSON")
 		return
 	}
+	var req struct {
+		Variables json.RawMessage `json:"variables"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil {
+		writeError(w, http.StatusBadRequest, pimhook.CodeMalformedJSON, "the request body must be a JSON object: {query, variables, operationName}")
+		return
+	}
+	if v := bytes.TrimSpace(req.Variables); len(v) > 0 && v[0] != '{' && !bytes.Equal(v, []byte("null")) {
+		writeError(w, http.StatusBadRequest, pimhook.CodeMalformedJSON, "variables must be a JSON object")
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(data))
 	b.next.ServeHTTP(w, r)
 }

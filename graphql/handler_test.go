@@ -89,6 +89,8 @@ func TestRequestErrors(t *testing.T) {
 		{"no media type", "", `{"query":"{ apps { id } }"}`, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 		{"not UTF-8", "application/json; charset=latin1", `{"query":"{ apps { id } }"}`, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 		{"malformed JSON", "application/json", `{"query":`, http.StatusBadRequest, "malformed_json"},
+		{"array body", "application/json", `[{"query":"{ apps { id } }"}]`, http.StatusBadRequest, "malformed_json"},
+		{"variables not an object", "application/json", `{"query":"{ apps { id } }","variables":[1]}`, http.StatusBadRequest, "malformed_json"},
 		{"too large", "application/json", `{"query":"{ apps { id } }","x":"` + strings.Repeat("x", 5000) + `"}`, http.StatusRequestEntityTooLarge, "body_too_large"},
 		{"parse error", "application/json", `{"query":"{ apps { id }"}`, http.StatusUnprocessableEntity, "GRAPHQL_PARSE_FAILED"},
 		{"unknown field", "application/json", `{"query":"{ apps { secret } }"}`, http.StatusUnprocessableEntity, "GRAPHQL_VALIDATION_FAILED"},
