@@ -49,9 +49,10 @@ const (
 // The run becomes the job's state, and its deliveries are queued, only once
 // every product has been read and accepted. A run refused half-way (an
 // invalid product, a body that cannot be read) changes nothing: it is
-// recorded as failed, and the KindInvalid CodeInvalidJobRun error
-// (CodeDuplicateKey for a key given twice) names the line (NDJSON) or
-// element (array), 1-based, which the returned run's Line also holds. A
+// recorded as failed, and the KindInvalid CodeInvalidJobRun error names the
+// line (NDJSON) or element (array), 1-based, which the returned run's Line
+// also holds. A key given twice is CodeDuplicateKey: within one batch it
+// names the line; further apart, the store names both product numbers. A
 // run without products is refused unless req.AllowEmpty. RunJob returns the
 // run's record whenever it made one, with the error if the run failed.
 func (d *Dispatcher) RunJob(ctx context.Context, co *pimhook.Company, req pimhook.JobRunRequest) (*pimhook.JobRun, error) {

@@ -351,3 +351,148 @@ func pendingOf(t *testing.T, s *Store, appID string) []*pimhook.Delivery {
 	}
 	return ds
 }
+
+// TestJobKeyBuffers checks a run whose keys are written in many buffers:
+// the buffer never outgrows its limit, the state a commit leaves is whole,
+// and a key staged twice is refused whether the two are in one buffer or in
+// two. It changes keyFlushKeys, so it must not run in parallel.
+func TestJobKeyBuffers(t *testing.T) {
+	ctx := t.Context()
+	defer func(n int) { keyFlushKeys = n }(keyFlushKeys)
+	keyFlushKeys = 100
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	key := func(i int) string { return fmt.Sprintf("k%04d", i) }
+
+	// stage stages the keys of products, 37 per Put so that buffers fill in
+	// the middle of a call, and ends the run with Removed and Commit. It
+	// returns the keys Removed reported and the first error.
+	stage := func(keys []string, check func(prev map[string]*pimhook.JobProduct, batch []*pimhook.JobProduct)) (removed []string, err error) {
+		t.Helper()
+		runID := pimhook.NewID("jr", time.Now())
+		tx, err := s.BeginJobRun(ctx, "co_1", "job-1", runID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if peak := tx.(*jobRunTx).peakKeys; peak > keyFlushKeys {
+				t.Errorf("%d keys buffered at once, more than %d", peak, keyFlushKeys)
+			}
+			if err != nil {
+				if aerr := tx.Abort(ctx); aerr != nil {
+					t.Errorf("abort: %v", aerr)
+				}
+			}
+		}()
+		for i, chunk := 0, []string(nil); len(keys) > 0; keys = keys[len(chunk):] {
+			chunk = keys[:min(37, len(keys))]
+			var batch []*pimhook.JobProduct
+			for _, k := range chunk {
+				batch = append(batch, &pimhook.JobProduct{Key: k, Pos: int64(i), Data: []byte(`{"id":"` + k + `"}`), Hash: []byte(k)})
+				i++
+			}
+			if check != nil {
+				prev, err := tx.Previous(ctx, chunk)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(prev, batch)
+			}
+			if err := tx.Put(ctx, batch); err != nil {
+				return nil, err
+			}
+		}
+		err = tx.Removed(ctx, func(p *pimhook.JobProduct) error {
+			removed = append(removed, p.Key)
+			return nil
+		})
+		if err == nil {
+			_, err = tx.Commit(ctx, &pimhook.JobRun{ID: runID, KeyField: "id"})
+		}
+		return removed, err
+	}
+
+	// The first run: 1051 keys in no particular order, 11 buffers.
+	const n = 1051
+	var first []string
+	for i := range n {
+		first = append(first, key(i*7%n)) // a permutation: 1051 is prime
+	}
+	if _, err := stage(first, nil); err != nil {
+		t.Fatal(err)
+	}
+	var stored int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM job_keys WHERE set_id = (SELECT current_set FROM jobs)`).Scan(&stored); err != nil || stored != n {
+		t.Fatalf("keys of the state: %d, %v; want %d", stored, err, n)
+	}
+
+	// The second run drops key(0) to key(99) and adds 100 keys: Previous
+	// finds every key of the first run, and Removed the dropped ones, in the
+	// first run's order.
+	var second []string
+	for i := 100; i < n+100; i++ {
+		second = append(second, key(i))
+	}
+	found := 0
+	removed, err := stage(second, func(prev map[string]*pimhook.JobProduct, batch []*pimhook.JobProduct) {
+		for _, p := range batch {
+			old := prev[p.Key]
+			if (old != nil) != (p.Key < key(n)) {
+				t.Errorf("previous product %s: %+v", p.Key, old)
+				continue
+			}
+			if old != nil {
+				found++
+				if want := slices.Index(first, p.Key); old.Pos != int64(want) || string(old.Data) != `{"id":"`+p.Key+`"}` {
+					t.Errorf("previous product %s: pos %d, data %s; want pos %d", p.Key, old.Pos, old.Data, want)
+				}
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found != n-100 {
+		t.Errorf("Previous found %d products; want %d", found, n-100)
+	}
+	var want []string
+	for _, k := range first {
+		if k < key(100) {
+			want = append(want, k)
+		}
+	}
+	if !slices.Equal(removed, want) {
+		t.Errorf("removed %q;\nwant %q", removed, want)
+	}
+
+	// Refused runs: a key again in the same buffer, and in a later one.
+	for _, c := range []struct {
+		name      string
+		n, at, of int // products staged; product at has the key of product of (0-based)
+	}{
+		{"in one buffer", 70, 60, 10},
+		{"in two buffers", 250, 150, 5},
+	} {
+		var keys []string
+		for i := range c.n {
+			keys = append(keys, key(i))
+		}
+		keys[c.at] = keys[c.of]
+		_, err := stage(keys, nil)
+		if pimhook.ErrorKind(err) != pimhook.KindInvalid || pimhook.ErrorCode(err) != pimhook.CodeDuplicateKey {
+			t.Errorf("duplicate key %s: %v", c.name, err)
+			continue
+		}
+		msg := fmt.Sprintf("product key %q appears again at product %d (first at product %d)", keys[c.of], c.at+1, c.of+1)
+		if !strings.Contains(err.Error(), msg) {
+			t.Errorf("duplicate key %s: %v; want %s", c.name, err, msg)
+		}
+	}
+	// The state is still the second run's.
+	removed, err = stage(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, second) {
+		t.Errorf("the state after refused runs: %d products, %q...; want the second run's %d", len(removed), removed[:min(5, len(removed))], len(second))
+	}
+}

@@ -31,6 +31,19 @@ var previousSizes = []int{1000, 100, 10, 1}
 // keyChunk is how many keys one write request stores.
 const keyChunk = 10_000
 
+// A run writes the keys it has buffered, sorted, once they number
+// keyFlushKeys or hold keyFlushBytes bytes, and the rest before Removed and
+// Commit. Keeping every key until the end would make a run's memory grow with
+// its size (hundreds of MB for a large catalogue); this way a run holds at
+// most two buffers of keys, one filling and one being written, whatever its
+// size, and each buffer's inserts still fill index pages in key order. Keys
+// staged twice in different buffers are refused by job_keys' primary key.
+// Variables so that tests can force many buffers.
+var (
+	keyFlushKeys  = 64 << 10
+	keyFlushBytes = 16 << 20
+)
+
 // errRunEnded answers calls made after Commit or Abort.
 var errRunEnded = errors.New("the job run has ended")
 
@@ -57,6 +70,9 @@ type jobRunTx struct {
 	deliveries int64 // deliveries staged so far
 	apps       map[string]bool
 	keys       []stagedKey   // of the products staged since the keys were last written
+	keyBytes   int           // the bytes of the keys in keys
+	keySpare   []stagedKey   // the buffer written last, reused once written
+	peakKeys   int           // the most keys buffered at once, for tests
 	pending    *stageBatch   // being filled
 	inflight   *writeRequest // storing the batch before pending
 	spare      *stageBatch   // that batch, reused once stored
@@ -133,10 +149,17 @@ func (t *jobRunTx) Put(ctx context.Context, ps []*pimhook.JobProduct) error {
 		}
 		id := lo + t.products
 		t.pending.addProduct(id, p)
-		t.keys = append(t.keys, stagedKey{key: p.Key, id: id, pos: p.Pos})
+		t.keys = append(t.keys, stagedKey{key: p.Key, id: id})
+		t.keyBytes += len(p.Key)
+		t.peakKeys = max(t.peakKeys, len(t.keys))
 		t.products++
 		if t.pending.full() {
 			if err := t.flush(ctx); err != nil {
+				return fmt.Errorf("put products: %w", err)
+			}
+		}
+		if len(t.keys) >= keyFlushKeys || t.keyBytes >= keyFlushBytes {
+			if err := t.writeStagedKeys(ctx); err != nil {
 				return fmt.Errorf("put products: %w", err)
 			}
 		}
@@ -318,6 +341,7 @@ func (t *jobRunTx) Abort(context.Context) error {
 func (t *jobRunTx) end(committed bool) {
 	t.ended = true
 	t.pending, t.spare = nil, nil
+	t.keys, t.keySpare = nil, nil
 	t.unlock()
 	switch {
 	case !committed:
@@ -383,29 +407,44 @@ func (t *jobRunTx) wait() error {
 	return t.err
 }
 
-// store stores everything staged so far, then the keys of the products
-// staged since the last call, sorted, a chunk per write request. Keys
-// staged twice are found by the sort, or, against keys stored by an
-// earlier call, by the writer.
+// store stores everything staged so far, keys included, and waits until
+// it is stored.
 func (t *jobRunTx) store(ctx context.Context) error {
 	if err := t.flush(ctx); err != nil {
 		return err
 	}
-	slices.SortFunc(t.keys, compareKeys)
-	for i := 1; i < len(t.keys); i++ {
-		if t.keys[i].key == t.keys[i-1].key {
-			t.err = duplicateKey(t.keys[i])
+	if err := t.writeStagedKeys(ctx); err != nil {
+		return err
+	}
+	return t.wait()
+}
+
+// writeStagedKeys hands the buffered keys to the writer, sorted, a keyChunk
+// per write request, and returns without waiting for the last request. Keys
+// staged twice within the buffer are found by the sort, or, against keys of
+// an earlier buffer, by the writer.
+func (t *jobRunTx) writeStagedKeys(ctx context.Context) error {
+	keys := t.keys
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(keys, compareKeys)
+	for i := 1; i < len(keys); i++ {
+		if keys[i].key == keys[i-1].key {
+			t.err = duplicateKey(keys[i].key, keys[i-1].id, keys[i].id)
 			return t.err
 		}
 	}
-	for chunk := range slices.Chunk(t.keys, keyChunk) {
-		if err := t.submit(ctx, func(tx *wtx) error { return writeKeys(tx, t.set, chunk) }); err != nil {
+	set := t.set
+	for chunk := range slices.Chunk(keys, keyChunk) {
+		if err := t.submit(ctx, func(tx *wtx) error { return writeKeys(tx, set, chunk) }); err != nil {
 			return err
 		}
 	}
-	if err := t.wait(); err != nil {
-		return err
-	}
-	t.keys = nil
+	// The request in flight reads keys: go on in the other buffer, whose
+	// requests are over, since submit waited for them.
+	next := t.keySpare
+	clear(next) // let go of its keys
+	t.keys, t.keySpare, t.keyBytes = next[:0], keys, 0
 	return nil
 }

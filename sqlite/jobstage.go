@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"cmp"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -109,25 +111,34 @@ func (b *stageBatch) write(tx *wtx) error {
 	return nil
 }
 
-// stagedKey is a staged product's key, kept in memory until the run's keys
-// are written, sorted.
+// stagedKey is a staged product's key, kept in memory until the run's
+// buffered keys are written, sorted. id is the product's row, which gives its
+// staging order.
 type stagedKey struct {
-	key     string
-	id, pos int64
+	key string
+	id  int64
 }
 
 func compareKeys(a, b stagedKey) int {
 	return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.id, b.id))
 }
 
-// duplicateKey returns the error of a key staged twice, k being the later.
-func duplicateKey(k stagedKey) error {
+// productNumber returns the 1-based staging order of the product in row id.
+// The store knows no line numbers: blank lines of a body make them drift
+// from staging order, so errors name products by this number instead.
+func productNumber(id int64) int64 { return id&(1<<setShift-1) + 1 }
+
+// duplicateKey returns the error of key staged twice, in rows first and
+// again, whichever order they are given in.
+func duplicateKey(key string, first, again int64) error {
+	first, again = min(first, again), max(first, again)
 	return pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeDuplicateKey,
-		"product key %q appears more than once in the run, again at position %d", k.key, k.pos)
+		"product key %q appears again at product %d (first at product %d)", key, productNumber(again), productNumber(first))
 }
 
 // writeKeys stores sorted keys of set. A key the set already has, from an
-// earlier call, is a duplicate.
+// earlier call, is a duplicate: the primary key of job_keys refuses it, and
+// the row that holds it names the first product with that key.
 func writeKeys(tx *wtx, set int64, keys []stagedKey) error {
 	err := insertJobKeys.exec(tx, len(keys), func(args []any, i int) []any {
 		return append(args, set, keys[i].key, keys[i].id)
@@ -136,13 +147,15 @@ func writeKeys(tx *wtx, set int64, keys []stagedKey) error {
 		return nil
 	}
 	for _, k := range keys {
-		found, ferr := exists(tx, `SELECT 1 FROM job_keys WHERE set_id = ? AND key = ? AND id <> ?`, set, k.key, k.id)
+		var first int64
+		ferr := tx.queryRow(`SELECT id FROM job_keys WHERE set_id = ? AND key = ? AND id <> ?`, set, k.key, k.id).Scan(&first)
+		if errors.Is(ferr, sql.ErrNoRows) {
+			continue
+		}
 		if ferr != nil {
 			break
 		}
-		if found {
-			return duplicateKey(k)
-		}
+		return duplicateKey(k.key, first, k.id)
 	}
 	return fmt.Errorf("write product keys: %w", err)
 }
