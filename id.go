@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // crockford is the Crockford base32 alphabet: sortable, no ambiguous letters.
@@ -41,3 +43,18 @@ const (
 	PrefixAttempt  = "atm"
 	PrefixJobRun   = "run"
 )
+
+// Printable reports whether s is valid UTF-8 made only of printable
+// characters: the rule for client-chosen identifiers (event IDs, job IDs,
+// product keys) that travel in paths, headers and logs.
+func Printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}

@@ -143,7 +143,7 @@ func (w *Webhook) Normalize() error {
 	}
 	w.Fields = fields
 	w.JobID = strings.TrimSpace(w.JobID)
-	if len(w.JobID) > 255 || strings.ContainsFunc(w.JobID, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+	if len(w.JobID) > 255 || !Printable(w.JobID) {
 		return FieldError(CodeValidation, "job_id", "job_id must be at most 255 printable characters")
 	}
 	switch w.Format {

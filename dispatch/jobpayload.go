@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/pimhook/pimhook"
@@ -362,7 +361,7 @@ func productKey(canon, qname []byte) (string, error) {
 	if key == "" {
 		return "", fmt.Errorf("the product's %q field is empty", name)
 	}
-	if len(key) > MaxJobKeyLength || !printable(key) {
+	if len(key) > MaxJobKeyLength || !pimhook.Printable(key) {
 		return "", fmt.Errorf("the product's %q field must be at most %d printable characters", name, MaxJobKeyLength)
 	}
 	return key, nil
@@ -437,16 +436,4 @@ func valueEnd(s []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }

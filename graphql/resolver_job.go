@@ -3,8 +3,6 @@ package graphql
 import (
 	"context"
 	"fmt"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/pimhook/pimhook"
 	"github.com/pimhook/pimhook/graphql/model"
@@ -22,7 +20,7 @@ func (q queryResolver) JobRuns(ctx context.Context, jobID string) ([]*model.JobR
 	if q.cfg.Jobs == nil {
 		return nil, pimhook.Errorf(pimhook.KindUnavailable, pimhook.CodeShuttingDown, "job runs are not running")
 	}
-	if jobID == "" || len(jobID) > pimhttp.MaxJobIDLength || !printable(jobID) {
+	if jobID == "" || len(jobID) > pimhttp.MaxJobIDLength || !pimhook.Printable(jobID) {
 		return nil, pimhook.FieldError(pimhook.CodeValidation, "jobID", "a job ID is 1 to %d printable characters", pimhttp.MaxJobIDLength)
 	}
 	runs, err := q.cfg.Jobs.JobRuns(ctx, co.ID, jobID)
@@ -30,16 +28,4 @@ func (q queryResolver) JobRuns(ctx context.Context, jobID string) ([]*model.JobR
 		return nil, fmt.Errorf("list job runs: %w", err)
 	}
 	return mapList(runs, toJobRun), nil
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }

@@ -8,8 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/pimhook/pimhook"
 )
@@ -208,7 +206,7 @@ func entityID(raw json.RawMessage, field string) (string, error) {
 	if id == "" {
 		return "", pimhook.FieldError(pimhook.CodeMissingEntityID, field, "entity_id is required and may not be empty")
 	}
-	if len(id) > MaxEventIDLength || !printable(id) {
+	if len(id) > MaxEventIDLength || !pimhook.Printable(id) {
 		return "", pimhook.FieldError(pimhook.CodeValidation, field, "entity_id must be at most %d printable characters", MaxEventIDLength)
 	}
 	return id, nil
@@ -216,22 +214,10 @@ func entityID(raw json.RawMessage, field string) (string, error) {
 
 // checkEventID checks an idempotency key: 1 to 255 printable characters.
 func checkEventID(id, field string) error {
-	if id == "" || len(id) > MaxEventIDLength || !printable(id) {
+	if id == "" || len(id) > MaxEventIDLength || !pimhook.Printable(id) {
 		return pimhook.FieldError(pimhook.CodeValidation, field, "%s must be 1 to %d printable characters", field, MaxEventIDLength)
 	}
 	return nil
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkObject requires raw to be a JSON object.

@@ -58,7 +58,7 @@ func (s *Server) postJobRun(w http.ResponseWriter, r *http.Request) error {
 	key := pimhook.DefaultJobKey
 	if q := r.URL.Query(); q.Has("key") {
 		key = q.Get("key")
-		if key == "" || len(key) > MaxJobIDLength || !printable(key) {
+		if key == "" || len(key) > MaxJobIDLength || !pimhook.Printable(key) {
 			return pimhook.FieldError(pimhook.CodeInvalidQuery, "key", "key must be 1 to %d printable characters naming the product key field", MaxJobIDLength)
 		}
 	}
@@ -149,7 +149,7 @@ func (s *Server) listJobRuns(w http.ResponseWriter, r *http.Request) error {
 // pathJobID returns the {jobID} of the path: 1 to 255 printable characters.
 func pathJobID(r *http.Request) (string, error) {
 	id := r.PathValue("jobID")
-	if id == "" || len(id) > MaxJobIDLength || !printable(id) {
+	if id == "" || len(id) > MaxJobIDLength || !pimhook.Printable(id) {
 		return "", pimhook.FieldError(pimhook.CodeValidation, "jobID", "a job ID is 1 to %d printable characters", MaxJobIDLength)
 	}
 	return id, nil
