@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Canonical returns the canonical encoding of a JSON document: no
@@ -65,13 +66,29 @@ func (w *walker) appendCanonical(dst []byte, i int) []byte {
 	return append(dst, d.raw(i)...) // null, true, false
 }
 
+// AppendString appends s as a JSON string spelled as the canonical form
+// spells strings, so that a quoted name can be matched against canonical
+// documents byte for byte. Invalid UTF-8 becomes U+FFFD, as encoding/json
+// decodes it.
+func AppendString(dst []byte, s string) []byte {
+	if utf8.ValidString(s) {
+		return appendQuoted(dst, s)
+	}
+	valid := make([]byte, 0, len(s)+8)
+	for _, r := range s { // ranging a string yields U+FFFD for each invalid byte
+		valid = utf8.AppendRune(valid, r)
+	}
+	return appendQuoted(dst, valid)
+}
+
 // appendQuoted appends s, valid UTF-8, as a JSON string escaping only what
 // must be escaped: the quote, the backslash and control characters.
-func appendQuoted(dst, s []byte) []byte {
+func appendQuoted[T string | []byte](dst []byte, s T) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
-	for i, c := range s {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}

@@ -94,6 +94,7 @@ const (
 	attrStatus   = "status_code"
 	attrError    = "error"
 	attrDuration = "duration"
+	attrRetry    = "retry"
 )
 
 // Dispatcher sends deliveries. Each app is served by one worker at a time,
@@ -159,7 +160,6 @@ const (
 // pool is a set of workers and the FIFO of apps ready for them.
 type pool struct {
 	name  string
-	size  int
 	ready []*appState
 	cond  *sync.Cond
 }
@@ -216,13 +216,10 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-timer.C:
-		d.cancelSend()
-		<-done
 	case <-ctx.Done():
-		d.cancelSend()
-		<-done
 	}
-	d.cancelSend()
+	d.cancelSend() // ends attempts still in flight, if any
+	<-done
 	d.client.CloseIdleConnections()
 	return nil
 }
@@ -288,7 +285,7 @@ func (d *Dispatcher) poolLocked(name string) *pool {
 	} else if rest, ok := strings.CutPrefix(name, typePool); ok {
 		size = d.cfg.TypeWorkers[rest]
 	}
-	p := &pool{name: name, size: size, cond: sync.NewCond(&d.mu)}
+	p := &pool{name: name, cond: sync.NewCond(&d.mu)}
 	d.pools[name] = p
 	for range size {
 		d.workers.Add(1)
@@ -315,7 +312,7 @@ func (d *Dispatcher) work(p *pool) {
 		st.state, st.dirty = appRunning, false
 		d.mu.Unlock()
 
-		next, wait := d.serve(st.id)
+		next, wait := d.serve(st)
 
 		d.mu.Lock()
 		switch {
@@ -365,8 +362,8 @@ const (
 const storeRetry = time.Second
 
 // serve sends an app's pending deliveries in queue order for one turn.
-func (d *Dispatcher) serve(appID string) (serveResult, time.Duration) {
-	ctx := d.sendCtx
+func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
+	ctx, appID := d.sendCtx, st.id
 	sent := 0
 	for {
 		batch, err := d.store.PendingDeliveries(ctx, appID, 0, d.cfg.BatchSize)
@@ -376,8 +373,8 @@ func (d *Dispatcher) serve(appID string) (serveResult, time.Duration) {
 		}
 		if len(batch) == 0 {
 			d.mu.Lock()
-			dirty := d.apps[appID].dirty
-			d.apps[appID].dirty = false
+			dirty := st.dirty
+			st.dirty = false
 			d.mu.Unlock()
 			if dirty {
 				continue
@@ -464,7 +461,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *pimhook.Delivery) (retry b
 		a.Error = "receiver answered 410 Gone: webhook disabled"
 		disable = a.Error
 		dl.Status, dl.FinishedAt = pimhook.DeliveryFailed, &now
-	case resp.ErrCode == "target_forbidden" || resp.ErrCode == "invalid_request":
+	case resp.ErrCode == ErrCodeTargetForbidden || resp.ErrCode == ErrCodeInvalidRequest:
 		a.Error = resp.Err.Error()
 		dl.Status, dl.FinishedAt = pimhook.DeliveryFailed, &now
 	case ShouldRetry(w.RetryPolicy, w.RetryLimit, n):
@@ -509,7 +506,7 @@ func (d *Dispatcher) logAttempt(dl *pimhook.Delivery, a *pimhook.Attempt, retry 
 		d.log.Debug("delivered", attrs...)
 		return
 	}
-	attrs = append(attrs, attrError, a.Error, "retry", retry)
+	attrs = append(attrs, attrError, a.Error, attrRetry, retry)
 	d.log.Info("attempt failed", attrs...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pimhook/pimhook"
@@ -59,7 +60,9 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range woken {
+	// One event may reach many webhooks of one app: wake each app once.
+	slices.Sort(woken)
+	for _, id := range slices.Compact(woken) {
 		d.Notify(id)
 	}
 	return results, nil

@@ -14,9 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/change"
 )
 
 // Job payload event names (reference document 2).
@@ -52,7 +52,7 @@ func newJobChunk(ts time.Time, jobID string) *jobChunk {
 	head := append([]byte(`{"timestamp":`), '"')
 	head = ts.UTC().AppendFormat(head, time.RFC3339)
 	head = append(head, `","jobID":`...)
-	head = appendJSONString(head, jobID)
+	head = change.AppendString(head, jobID)
 	head = append(head, `,"products":[`...)
 	return &jobChunk{head: head}
 }
@@ -77,7 +77,7 @@ func (c *jobChunk) add(event string, data []byte, changes []pimhook.FieldChange)
 				c.buf = append(c.buf, ',')
 			}
 			c.buf = append(c.buf, `{"name":`...)
-			c.buf = appendJSONString(c.buf, ch.Name)
+			c.buf = change.AppendString(c.buf, ch.Name)
 			c.buf = append(c.buf, `,"from":`...)
 			c.buf = appendRaw(c.buf, ch.From)
 			c.buf = append(c.buf, `,"to":`...)
@@ -106,56 +106,6 @@ func appendRaw(dst, v []byte) []byte {
 		return append(dst, "null"...)
 	}
 	return append(dst, v...)
-}
-
-// appendJSONString appends s as a JSON string. It escapes what change's
-// canonical form escapes, in the same spelling, so a quoted field name can
-// be matched against canonical documents byte for byte; invalid UTF-8 becomes
-// U+FFFD, as encoding/json does.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, s[start:i]...)
-				dst = append(dst, `\ufffd`...)
-				i++
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // productSource reads the products of a run one at a time.

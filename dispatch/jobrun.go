@@ -84,7 +84,7 @@ func (d *Dispatcher) RunJob(ctx context.Context, co *pimhook.Company, req pimhoo
 	}
 	r := &jobRunner{
 		d: d, ctx: ctx, tx: tx, run: run,
-		qkey: appendJSONString(nil, keyField),
+		qkey: change.AppendString(nil, keyField),
 		seen: make(map[string]int, jobBatch),
 	}
 	for _, w := range cw.list {
