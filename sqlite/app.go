@@ -22,8 +22,7 @@ func (s *Store) CreateApp(ctx context.Context, a *pimhook.App) error {
 		if err := checkOneDefault(tx, a); err != nil {
 			return err
 		}
-		_, err := tx.exec(`INSERT INTO apps (id, company_id, name, app_type, worker, is_default, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.exec(`INSERT INTO apps (`+appColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.CompanyID, a.Name, a.AppType, a.Worker, a.IsDefault, unixNano(a.CreatedAt), unixNano(a.UpdatedAt))
 		return err
 	})

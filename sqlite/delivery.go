@@ -97,18 +97,26 @@ func (s *Store) Deliveries(ctx context.Context, f pimhook.DeliveryFilter) ([]*pi
 	return ds, nil
 }
 
-// PendingApps lists the apps that have pending deliveries, by ID.
-func (s *Store) PendingApps(ctx context.Context) ([]string, error) {
-	// Skip from one app to the next through the pending index instead of
-	// reading every pending row: the cost follows the number of apps, not
-	// the size of the backlog.
-	ids, err := queryAll(ctx, s.rdb, scanString, `WITH RECURSIVE pending (app_id) AS (
+// The queue reads, named so that TestQueuePlans checks the plans of the
+// queries that run.
+const (
+	pendingAppsQuery = `WITH RECURSIVE pending (app_id) AS (
 			SELECT MIN(app_id) FROM deliveries WHERE status = 'pending'
 			UNION ALL
 			SELECT (SELECT MIN(d.app_id) FROM deliveries d WHERE d.status = 'pending' AND d.app_id > p.app_id)
 			FROM pending p WHERE p.app_id IS NOT NULL
 		)
-		SELECT app_id FROM pending WHERE app_id IS NOT NULL`)
+		SELECT app_id FROM pending WHERE app_id IS NOT NULL`
+	pendingDeliveriesQuery = `SELECT ` + deliveryColumns + ` FROM deliveries
+		WHERE app_id = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT ?`
+)
+
+// PendingApps lists the apps that have pending deliveries, by ID.
+func (s *Store) PendingApps(ctx context.Context) ([]string, error) {
+	// Skip from one app to the next through the pending index instead of
+	// reading every pending row: the cost follows the number of apps, not
+	// the size of the backlog.
+	ids, err := queryAll(ctx, s.rdb, scanString, pendingAppsQuery)
 	if err != nil {
 		return nil, fmt.Errorf("pending apps: %w", err)
 	}
@@ -121,8 +129,7 @@ func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq in
 	if limit <= 0 {
 		return []*pimhook.Delivery{}, nil
 	}
-	ds, err := s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE app_id = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT ?`, appID, afterSeq, limit)
+	ds, err := s.queryDeliveries(ctx, pendingDeliveriesQuery, appID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries: %w", err)
 	}

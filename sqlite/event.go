@@ -143,8 +143,7 @@ func ingestEvent(tx *wtx, companyID string, ev *pimhook.Event, decide pimhook.De
 
 // Entity returns an entity's stored state.
 func (s *Store) Entity(ctx context.Context, companyID, entityType, id string) (*pimhook.Entity, error) {
-	e, err := scanEntity(s.rdb.QueryRowContext(ctx, `SELECT `+entityColumns+` FROM entities WHERE company_id = ? AND type = ? AND id = ?`,
-		companyID, entityType, id))
+	e, err := scanEntity(s.rdb.QueryRowContext(ctx, entityQuery, companyID, entityType, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, pimhook.Errorf(pimhook.KindNotFound, pimhook.CodeNotFound, "%s %q not found", entityType, id)
 	}
@@ -155,11 +154,13 @@ func (s *Store) Entity(ctx context.Context, companyID, entityType, id string) (*
 }
 
 func loadEntity(tx *wtx, companyID, entityType, id string) (*pimhook.Entity, error) {
-	return scanEntity(tx.queryRow(`SELECT `+entityColumns+` FROM entities WHERE company_id = ? AND type = ? AND id = ?`,
-		companyID, entityType, id))
+	return scanEntity(tx.queryRow(entityQuery, companyID, entityType, id))
 }
 
-const entityColumns = `company_id, type, id, data, revision, deleted, updated_at`
+const (
+	entityColumns = `company_id, type, id, data, revision, deleted, updated_at`
+	entityQuery   = `SELECT ` + entityColumns + ` FROM entities WHERE company_id = ? AND type = ? AND id = ?`
+)
 
 func scanEntity(row scanner) (*pimhook.Entity, error) {
 	var (

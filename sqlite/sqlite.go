@@ -220,12 +220,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // errClosed answers every call made after Close.
 var errClosed = pimhook.Errorf(pimhook.KindUnavailable, pimhook.CodeShuttingDown, "the store is closed")
 
-// codeAlreadyExists marks a create whose ID or unique key is taken. The
-// domain defines no code for it; callers switch on KindConflict.
-const codeAlreadyExists = pimhook.CodeAlreadyExists
-
+// conflictf is the error of a create whose ID or unique key is taken.
 func conflictf(format string, args ...any) error {
-	return pimhook.Errorf(pimhook.KindConflict, codeAlreadyExists, format, args...)
+	return pimhook.Errorf(pimhook.KindConflict, pimhook.CodeAlreadyExists, format, args...)
 }
 
 // Times are stored as Unix nanoseconds, 0 standing for the zero time.

@@ -24,10 +24,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 		if found, err := exists(tx, `SELECT 1 FROM webhooks WHERE id = ?`, w.ID); err != nil || found {
 			return orConflict(err, "webhook %q already exists", w.ID)
 		}
-		_, err := tx.exec(`INSERT INTO webhooks (
-			id, company_id, app_id, name, url, entity_types, events, fields, format, job_id, batch_size, include_entity_data,
-			headers, retry_policy, minimum_retry_interval, retry_limit, timeout_ms, enabled, disabled_reason,
-			secret, created_at, updated_at)
+		_, err := tx.exec(`INSERT INTO webhooks (`+webhookColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.ID, w.CompanyID, w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format, w.JobID, w.BatchSize, w.IncludeEntityData,
 			cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit, w.TimeoutMS, w.Enabled, w.DisabledReason,
