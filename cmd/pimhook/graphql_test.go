@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func (c *client) graphql(key, query string) (int, []byte) {
 	if err != nil {
 		c.t.Fatalf("encode: %v", err)
 	}
-	req, err := http.NewRequest("POST", c.base+"/graphql", bytesReader(body))
+	req, err := http.NewRequest("POST", c.base+"/graphql", bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatalf("request: %v", err)
 	}

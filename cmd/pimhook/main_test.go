@@ -170,4 +170,20 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 
 func itoa(i int) string { return fmt.Sprint(i) }
 
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+// postEvent posts one event body with the test key. It does not touch a
+// testing.T, so posting goroutines may call it.
+func postEvent(base string, body []byte) (int, error) {
+	req, err := http.NewRequest("POST", base+"/v1/events", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
