@@ -174,7 +174,14 @@ func (w *Webhook) Normalize() error {
 	if w.Headers == nil {
 		w.Headers = map[string]string{}
 	}
+	// Header names are case-insensitive on the wire: two keys that differ
+	// only in case would overwrite each other when sent.
+	names := make(map[string]string, len(w.Headers))
 	for k, v := range w.Headers {
+		if other, ok := names[http.CanonicalHeaderKey(k)]; ok {
+			return FieldError(CodeValidation, "headers", "headers %q and %q are the same header", other, k)
+		}
+		names[http.CanonicalHeaderKey(k)] = k
 		if !validHeaderName(k) {
 			return FieldError(CodeValidation, "headers", "%q is not a valid header name", k)
 		}

@@ -65,11 +65,8 @@ func renameFields(err error, names map[string]string) error {
 	if !ok || e.Kind == pimhook.KindInternal {
 		return err
 	}
-	n, ok := names[e.Field]
-	if !ok {
-		return err
+	if n, ok := names[e.Field]; ok {
+		return e.WithField(n)
 	}
-	cp := *e
-	cp.Field = n
-	return &cp
+	return err
 }

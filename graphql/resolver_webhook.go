@@ -65,7 +65,7 @@ func (m mutationResolver) SaveWebhook(ctx context.Context, url string, event pim
 		MinimumRetryInterval: pimhook.DefaultMinimumRetryInterval, RetryLimit: pimhook.DefaultRetryLimit,
 		Enabled: true,
 	}
-	if err := m.validate(ctx, hook, true); err != nil {
+	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, hook, true); err != nil {
 		return "", renameFields(err, saveWebhookFields)
 	}
 
@@ -85,7 +85,7 @@ func (m mutationResolver) SaveWebhook(ctx context.Context, url string, event pim
 			return w.ID, nil
 		}
 	}
-	if err := m.assignApp(ctx, hook, nil, now); err != nil {
+	if err := pimhook.AssignApp(ctx, m.cfg.Store, hook, nil, now); err != nil {
 		return "", err
 	}
 	if err := m.create(ctx, hook, now); err != nil {
@@ -158,10 +158,10 @@ func (m mutationResolver) CreateWebhook(ctx context.Context, input model.CreateW
 	if err := apply(hook, &patch); err != nil {
 		return nil, err
 	}
-	if err := m.validate(ctx, hook, true); err != nil {
+	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, hook, true); err != nil {
 		return nil, err
 	}
-	if err := m.assignApp(ctx, hook, patch.AppID, now); err != nil {
+	if err := pimhook.AssignApp(ctx, m.cfg.Store, hook, patch.AppID, now); err != nil {
 		return nil, err
 	}
 	if err := m.create(ctx, hook, now); err != nil {
@@ -186,10 +186,10 @@ func (m mutationResolver) UpdateWebhook(ctx context.Context, id string, input mo
 	if err := apply(hook, &input); err != nil {
 		return nil, err
 	}
-	if err := m.validate(ctx, hook, input.CallbackURL != nil); err != nil {
+	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, hook, input.CallbackURL != nil); err != nil {
 		return nil, err
 	}
-	if err := m.assignApp(ctx, hook, input.AppID, now); err != nil {
+	if err := pimhook.AssignApp(ctx, m.cfg.Store, hook, input.AppID, now); err != nil {
 		return nil, err
 	}
 	hook.UpdatedAt = now
@@ -258,18 +258,6 @@ func setIf[T any](dst *T, src *T) {
 	if src != nil {
 		*dst = *src
 	}
-}
-
-// validate vets hook in the REST API's order: its own rules (filling
-// defaults), then, when checkURL, whether its callback URL may be reached.
-func (r *resolver) validate(ctx context.Context, hook *pimhook.Webhook, checkURL bool) error {
-	return pimhook.CheckWebhook(ctx, r.cfg.Targets, hook, checkURL)
-}
-
-// assignApp sets hook's app, last, as the REST API does (see
-// pimhook.AssignApp).
-func (r *resolver) assignApp(ctx context.Context, hook *pimhook.Webhook, appID *string, now time.Time) error {
-	return pimhook.AssignApp(ctx, r.cfg.Store, hook, appID, now)
 }
 
 // create stores a vetted new webhook with a fresh ID and signing secret.

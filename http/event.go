@@ -235,11 +235,8 @@ func isNull(raw json.RawMessage) bool {
 
 // asField returns err, a *pimhook.Error, naming field.
 func asField(err error, field string) error {
-	e, ok := err.(*pimhook.Error)
-	if !ok {
-		return err
+	if e, ok := err.(*pimhook.Error); ok {
+		return e.WithField(field)
 	}
-	c := *e
-	c.Field = field
-	return &c
+	return err
 }

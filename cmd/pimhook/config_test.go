@@ -159,4 +159,8 @@ func TestHeaderValuesMustBeSendable(t *testing.T) {
 	if got := c.do("POST", "/v1/webhooks", map[string]any{"callback_url": "https://example.com/h", "headers": map[string]string{"X-Test": "a\u0001b"}}, &p); got != http.StatusBadRequest || p.Code != "validation_failed" || p.Field != "headers" {
 		t.Fatalf("status %d %+v, want 400 validation_failed on headers", got, p)
 	}
+	// Names differing only in case are one header on the wire.
+	if got := c.do("POST", "/v1/webhooks", map[string]any{"callback_url": "https://example.com/h", "headers": map[string]string{"X-Shop": "a", "x-shop": "b"}}, &p); got != http.StatusBadRequest || p.Code != "validation_failed" || p.Field != "headers" {
+		t.Fatalf("headers differing in case: status %d %+v, want 400 validation_failed on headers", got, p)
+	}
 }
