@@ -1,8 +1,10 @@
 package pimhook
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -108,4 +110,27 @@ func DecodeCursor(c, field string) (int64, error) {
 		return 0, bad
 	}
 	return seq, nil
+}
+
+// Delivery list pages: how many deliveries a page holds by default and at
+// most, in every API.
+const (
+	DefaultDeliveryPage = 50
+	MaxDeliveryPage     = 1000
+)
+
+// DeliveryPage reads one page of the deliveries f selects, at most f.Limit
+// of them, newest first, and tells whether another page follows. It reads
+// one delivery more than the page to know. A page of MaxDeliveryPage cannot
+// look ahead (stores return at most that many), so it always offers a next
+// page, which may come back empty.
+func DeliveryPage(ctx context.Context, s Store, f DeliveryFilter) (page []*Delivery, more bool, err error) {
+	limit := f.Limit
+	f.Limit = min(limit+1, MaxDeliveryPage)
+	list, err := s.Deliveries(ctx, f)
+	if err != nil {
+		return nil, false, fmt.Errorf("list deliveries: %w", err)
+	}
+	more = len(list) > limit || (len(list) == limit && limit == MaxDeliveryPage)
+	return list[:min(len(list), limit)], more && len(list) > 0, nil
 }

@@ -137,11 +137,11 @@ func NewHandler(cfg Config) http.Handler {
 func complexity() exec.ComplexityRoot {
 	var c exec.ComplexityRoot
 	c.Query.Deliveries = func(child int, _, _ *string, _ *pimhook.DeliveryStatus, _, _ *time.Time, first *int, _ *string) int {
-		n := DefaultDeliveryPage
+		n := pimhook.DefaultDeliveryPage
 		if first != nil && *first > 0 {
 			// Beyond the maximum, first is refused by the resolver, with
 			// a clearer error than the cost would give.
-			n = min(*first, MaxDeliveryPage)
+			n = min(*first, pimhook.MaxDeliveryPage)
 		}
 		return 1 + n*child
 	}

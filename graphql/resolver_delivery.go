@@ -9,12 +9,6 @@ import (
 	"github.com/pimhook/pimhook/graphql/model"
 )
 
-// Delivery page sizes, as GET /v1/deliveries has them.
-const (
-	DefaultDeliveryPage = 50
-	MaxDeliveryPage     = 1000 // also what the store returns at most
-)
-
 // Deliveries pages through the company's deliveries, newest first, with
 // the cursors of GET /v1/deliveries: a cursor names the last delivery of
 // the previous page, and the next page starts below it in queue order.
@@ -24,15 +18,15 @@ func (q queryResolver) Deliveries(ctx context.Context, webhookID, appID *string,
 	if err != nil {
 		return nil, err
 	}
-	f := pimhook.DeliveryFilter{CompanyID: co.ID, Limit: DefaultDeliveryPage}
+	f := pimhook.DeliveryFilter{CompanyID: co.ID, Limit: pimhook.DefaultDeliveryPage}
 	setIf(&f.WebhookID, webhookID)
 	setIf(&f.AppID, appID)
 	setIf(&f.Status, status)
 	setIf(&f.Since, since)
 	setIf(&f.Until, until)
 	if first != nil {
-		if *first < 1 || *first > MaxDeliveryPage {
-			return nil, pimhook.FieldError(pimhook.CodeInvalidQuery, "first", "first must be from 1 to %d, got %d", MaxDeliveryPage, *first)
+		if *first < 1 || *first > pimhook.MaxDeliveryPage {
+			return nil, pimhook.FieldError(pimhook.CodeInvalidQuery, "first", "first must be from 1 to %d, got %d", pimhook.MaxDeliveryPage, *first)
 		}
 		f.Limit = *first
 	}
@@ -41,20 +35,14 @@ func (q queryResolver) Deliveries(ctx context.Context, webhookID, appID *string,
 			return nil, err
 		}
 	}
-	limit := f.Limit
-	f.Limit = min(limit+1, MaxDeliveryPage) // one more tells whether a next page exists
-	list, err := q.cfg.Store.Deliveries(ctx, f)
+	list, more, err := pimhook.DeliveryPage(ctx, q.cfg.Store, f)
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
+		return nil, err
 	}
-	// A page of the store's maximum cannot look ahead; offer the next page
-	// and let it come back empty if need be, as REST does.
-	more := len(list) > limit || (len(list) == limit && limit == MaxDeliveryPage)
-	list = list[:min(len(list), limit)]
 	conn := &model.DeliveryConnection{
 		Edges:    make([]*model.DeliveryEdge, 0, len(list)),
 		Nodes:    make([]*model.Delivery, 0, len(list)),
-		PageInfo: &model.PageInfo{HasNextPage: more && len(list) > 0},
+		PageInfo: &model.PageInfo{HasNextPage: more},
 	}
 	for _, d := range list {
 		node := toDelivery(d)

@@ -13,12 +13,6 @@ import (
 	"github.com/pimhook/pimhook"
 )
 
-// Delivery list page sizes.
-const (
-	DefaultDeliveryLimit = 50
-	MaxDeliveryLimit     = 1000 // also what the store returns at most
-)
-
 // deliveryJSON is a delivery as the API shows it. The payload and the
 // attempts appear only in the answer about one delivery; lists carry the
 // number of attempts.
@@ -90,18 +84,12 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.CompanyID = companyFrom(r.Context()).ID
-	limit := f.Limit
-	f.Limit = min(limit+1, MaxDeliveryLimit) // one more tells whether a next page exists
-	list, err := s.Store.Deliveries(r.Context(), f)
+	list, more, err := pimhook.DeliveryPage(r.Context(), s.Store, f)
 	if err != nil {
-		return fmt.Errorf("list deliveries: %w", err)
+		return err
 	}
-	// A page of the store's maximum cannot look ahead; offer the cursor and
-	// let the next page come back empty if need be.
-	more := len(list) > limit || (len(list) == limit && limit == MaxDeliveryLimit)
-	list = list[:min(len(list), limit)]
 	var next *string
-	if more && len(list) > 0 {
+	if more {
 		c := pimhook.EncodeCursor(list[len(list)-1].Seq)
 		next = &c
 	}
@@ -152,7 +140,7 @@ func deliveryFilter(q url.Values) (pimhook.DeliveryFilter, error) {
 	f := pimhook.DeliveryFilter{
 		WebhookID: q.Get("webhook_id"),
 		AppID:     q.Get("app_id"),
-		Limit:     DefaultDeliveryLimit,
+		Limit:     pimhook.DefaultDeliveryPage,
 	}
 	if v := q.Get("status"); v != "" {
 		st, err := pimhook.ParseDeliveryStatus(v)
@@ -177,8 +165,8 @@ func deliveryFilter(q url.Values) (pimhook.DeliveryFilter, error) {
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxDeliveryLimit {
-			return f, pimhook.FieldError(pimhook.CodeInvalidQuery, "limit", "limit must be an integer from 1 to %d, got %q", MaxDeliveryLimit, v)
+		if err != nil || n < 1 || n > pimhook.MaxDeliveryPage {
+			return f, pimhook.FieldError(pimhook.CodeInvalidQuery, "limit", "limit must be an integer from 1 to %d, got %q", pimhook.MaxDeliveryPage, v)
 		}
 		f.Limit = n
 	}

@@ -11,12 +11,6 @@ import (
 	"github.com/pimhook/pimhook"
 )
 
-// Limits of Deliveries.
-const (
-	DefaultDeliveriesLimit = 50
-	MaxDeliveriesLimit     = 1000
-)
-
 // Delivery returns one delivery of a company.
 func (s *Store) Delivery(ctx context.Context, companyID, id string) (*pimhook.Delivery, error) {
 	d, err := scanDelivery(s.rdb.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE company_id = ? AND id = ?`, companyID, id))
@@ -53,8 +47,8 @@ func scanAttempt(row scanner) (*pimhook.Attempt, error) {
 }
 
 // Deliveries lists deliveries matching f, newest (highest Seq) first. The
-// filter must name a company; Limit defaults to DefaultDeliveriesLimit and
-// is capped at MaxDeliveriesLimit.
+// filter must name a company; Limit defaults to pimhook.DefaultDeliveryPage
+// and is capped at pimhook.MaxDeliveryPage.
 func (s *Store) Deliveries(ctx context.Context, f pimhook.DeliveryFilter) ([]*pimhook.Delivery, error) {
 	if f.CompanyID == "" {
 		return nil, pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeInvalidQuery, "deliveries are listed per company")
@@ -85,9 +79,9 @@ func (s *Store) Deliveries(ctx context.Context, f pimhook.DeliveryFilter) ([]*pi
 	}
 	limit := f.Limit
 	if limit <= 0 {
-		limit = DefaultDeliveriesLimit
+		limit = pimhook.DefaultDeliveryPage
 	}
-	limit = min(limit, MaxDeliveriesLimit)
+	limit = min(limit, pimhook.MaxDeliveryPage)
 	args = append(args, limit)
 	ds, err := s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+strings.Join(where, " AND ")+
 		` ORDER BY seq DESC LIMIT ?`, args...)
