@@ -19,15 +19,22 @@ import (
 // both, and {}, as a document with no fields. Invalid JSON is a KindInvalid
 // *pimhook.Error.
 func Canonical(v json.RawMessage) ([]byte, error) {
+	return AppendCanonical(make([]byte, 0, len(v)), v)
+}
+
+// AppendCanonical appends the canonical encoding of v to dst, so that a
+// caller canonicalising many documents can reuse one buffer. An empty
+// document appends nothing.
+func AppendCanonical(dst []byte, v json.RawMessage) ([]byte, error) {
 	w := getWalker()
 	defer putWalker(w)
 	if err := w.a.parse(v); err != nil {
-		return nil, invalid("document", err)
+		return dst, invalid("document", err)
 	}
 	if w.a.root < 0 {
-		return nil, nil
+		return dst, nil
 	}
-	return w.appendCanonical(make([]byte, 0, len(v)), w.a.root), nil
+	return w.appendCanonical(dst, w.a.root), nil
 }
 
 func (w *walker) appendCanonical(dst []byte, i int) []byte {

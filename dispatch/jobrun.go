@@ -144,6 +144,7 @@ type jobRunner struct {
 	keys  []string       // the keys of batch, for Previous
 	seen  map[string]int // key -> line, within batch
 	arena []byte         // the data and hashes of batch
+	canon []byte         // the canonical form of the product being added
 	pos   int64          // products read so far
 }
 
@@ -196,7 +197,10 @@ func (r *jobRunner) read(src productSource) error {
 
 // add checks one product and appends it to the batch.
 func (r *jobRunner) add(data []byte, line int, src productSource) error {
-	canon, err := change.Canonical(data)
+	// The canonical form is only hashed and searched for the key, so one
+	// buffer serves every product of the run.
+	canon, err := change.AppendCanonical(r.canon[:0], data)
+	r.canon = canon
 	if err != nil {
 		msg := err.Error()
 		if e, ok := errors.AsType[*pimhook.Error](err); ok {
