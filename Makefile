@@ -2,8 +2,10 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
+SWAGGER_PARSER_VERSION ?= 13.0.0
+NPM_PREFIX := .cache/npm
 
-.PHONY: help run test check fmt vet staticcheck build bench tools
+.PHONY: help run test check fmt vet staticcheck build bench tools openapi-validate
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,3 +35,8 @@ build: ## build bin/pimhook
 
 bench: ## run the Go benchmarks once
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+openapi-validate: ## validate http/openapi.json with swagger-parser (needs node and npm)
+	@test "$$(node -p 'require("./$(NPM_PREFIX)/node_modules/@apidevtools/swagger-parser/package.json").version' 2>/dev/null)" = '$(SWAGGER_PARSER_VERSION)' || \
+		npm install --no-save --no-audit --no-fund --prefix $(NPM_PREFIX) @apidevtools/swagger-parser@$(SWAGGER_PARSER_VERSION)
+	node .ci/openapi-validate.mjs http/openapi.json

@@ -37,6 +37,16 @@ func (p Preferences) TimeoutMS() int {
 	return min(p.WebhookInvocationTimeoutMS, MaxTimeoutMS)
 }
 
+// Validate checks the preferences a user set. A zero timeout means the
+// default.
+func (p Preferences) Validate() error {
+	if ms := p.WebhookInvocationTimeoutMS; ms < 0 || ms > MaxTimeoutMS {
+		return FieldError(CodeInvalidTimeout, "webhook_invocation_timeout_ms",
+			"webhook_invocation_timeout_ms must be from 1 to %d milliseconds (0 for the default, %d), got %d", MaxTimeoutMS, DefaultTimeoutMS, ms)
+	}
+	return nil
+}
+
 // APIKey authenticates a company. Only the SHA-256 of the key is stored: keys
 // are 32 random bytes, so a fast hash is as good as a slow one here.
 type APIKey struct {

@@ -115,8 +115,15 @@ func DecodeCursor(c, field string) (int64, error) {
 // Delivery list pages: how many deliveries a page holds by default and at
 // most, in every API.
 const (
-	DefaultDeliveryPage = 50
-	MaxDeliveryPage     = 1000
+	DefaultDeliveryPage = DefaultPage
+	MaxDeliveryPage     = MaxPage
+)
+
+// List pages of every kind: how many items a page holds by default and at
+// most.
+const (
+	DefaultPage = 50
+	MaxPage     = 1000
 )
 
 // DeliveryPage reads one page of the deliveries f selects, at most f.Limit

@@ -19,6 +19,8 @@ const (
 	KindTooLarge     Kind = "too_large"    // the body exceeds a size limit (413)
 	KindUnsupported  Kind = "unsupported"  // unsupported media type (415)
 	KindUnavailable  Kind = "unavailable"  // shutting down or overloaded (503)
+	KindBadGateway   Kind = "bad_gateway"  // a receiver pimhook called for the client failed (502)
+	KindTimeout      Kind = "timeout"      // a receiver pimhook called for the client did not answer in time (504)
 	KindInternal     Kind = "internal"     // anything unexpected (500); users see "internal error"
 )
 
@@ -60,6 +62,13 @@ const (
 	CodeDuplicateKey      = "duplicate_product_key"
 	CodeInvalidJobRun     = "invalid_job_run"
 	CodeJobNotFound       = "job_not_found"
+	CodeInvalidFilter     = "invalid_filter"
+	CodeInvalidReducer    = "invalid_reducer"
+	CodeBulkOpNotFound    = "bulk_operation_not_found"
+	CodeNoProducts        = "no_products_matched"
+	CodeBulkOpFailed      = "bulk_operation_failed"      // the receiver answered with a non-2xx status
+	CodeBulkOpTimeout     = "bulk_operation_timeout"     // the receiver did not answer in time
+	CodeBulkOpUnreachable = "bulk_operation_unreachable" // no answer: connection refused, DNS, TLS
 )
 
 // Error is the one error type of pimhook. Code is stable and specific;

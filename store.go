@@ -22,6 +22,15 @@ type IngestResult struct {
 	Revision   int64        `json:"revision"`
 	Deliveries int          `json:"deliveries"`
 	Status     IngestStatus `json:"status"`
+	// FilterErrors are the webhooks whose filter or reducer failed on the
+	// event, which therefore got no delivery; each is in the error log too.
+	FilterErrors []FilterError `json:"filter_errors,omitempty"`
+}
+
+// FilterError is a filter or reducer of one webhook that failed on an event.
+type FilterError struct {
+	WebhookID string `json:"webhook_id"`
+	Message   string `json:"message"`
 }
 
 // Decision is what change detection and fan-out made of one event.
@@ -33,6 +42,9 @@ type Decision struct {
 	// Deliveries are appended to their apps' queues in this order. The store
 	// assigns their Seq.
 	Deliveries []*Delivery
+	// Errors are error-log entries stored with the event: filters and
+	// reducers that failed on it.
+	Errors []*ErrorLogEntry
 }
 
 // Decider decides one event, given its entity's stored state (nil when the
@@ -94,8 +106,9 @@ type Store interface {
 	// is. For each event it finds an earlier event of the company with the
 	// same ID (then the earlier result stands, with status duplicate; a
 	// different Fingerprint is a KindConflict CodeIdempotencyReuse), else
-	// loads the entity, calls decide, and stores the event, the entity and
-	// the deliveries. Events of one entity are applied in the order received,
+	// loads the entity, calls decide, and stores the event, the entity, the
+	// deliveries and the decision's error-log entries (filled in completely
+	// by decide). Events of one entity are applied in the order received,
 	// across concurrent calls too. Implementations batch concurrent calls
 	// into shared transactions (group commit).
 	Ingest(ctx context.Context, companyID string, events []*Event, decide Decider) ([]IngestResult, error)
@@ -116,8 +129,14 @@ type Store interface {
 	PendingDeliveries(ctx context.Context, appID string, afterSeq int64, limit int) ([]*Delivery, error)
 	// RecordAttempt stores an attempt and the delivery's new state (Status,
 	// Attempts, NextAttemptAt, LastStatusCode, LastError, UpdatedAt,
-	// FinishedAt) atomically. A nil attempt updates the delivery only, for a
-	// delivery skipped without a request. Implementations batch concurrent
+	// FinishedAt) atomically. A failed attempt also enters the error log,
+	// with the delivery's webhook and event, the attempt's number, status,
+	// error and response body. A nil attempt updates the delivery only, for
+	// a delivery skipped without a request. Implementations batch concurrent
 	// calls.
 	RecordAttempt(ctx context.Context, d *Delivery, a *Attempt) error
+
+	BulkStore
+	ErrorLogStore
+	OperateStore
 }

@@ -14,20 +14,31 @@ type TargetChecker interface {
 }
 
 // CheckWebhook vets a webhook about to be saved, in the order every API
-// follows: its own rules (filling defaults), then, when checkURL and targets
+// follows: its own rules (filling defaults), then its filters and reducers
+// compiled with filters, when it is not nil, then, when checkURL and targets
 // is not nil, whether its callback URL may be reached.
-func CheckWebhook(ctx context.Context, targets TargetChecker, hook *Webhook, checkURL bool) error {
+func CheckWebhook(ctx context.Context, targets TargetChecker, filters FilterCompiler, hook *Webhook, checkURL bool) error {
 	if err := hook.Normalize(); err != nil {
 		return err
+	}
+	if filters != nil {
+		if err := CheckFilterReducers(filters, hook); err != nil {
+			return err
+		}
 	}
 	if !checkURL || targets == nil {
 		return nil
 	}
-	if err := targets.CheckURL(ctx, hook.URL); err != nil {
+	return CheckTarget(ctx, targets, hook.URL, "callback_url")
+}
+
+// CheckTarget asks targets whether rawURL, the input field, may be called.
+func CheckTarget(ctx context.Context, targets TargetChecker, rawURL, field string) error {
+	if err := targets.CheckURL(ctx, rawURL); err != nil {
 		if _, ok := errors.AsType[*Error](err); ok || ctx.Err() != nil {
-			return fmt.Errorf("check callback_url: %w", err)
+			return fmt.Errorf("check %s: %w", field, err)
 		}
-		return FieldError(CodeTargetForbidden, "callback_url", "callback_url may not be called: %v", err)
+		return FieldError(CodeTargetForbidden, field, "%s may not be called: %v", field, err)
 	}
 	return nil
 }

@@ -65,6 +65,9 @@ type Webhook struct {
 	BatchSize         int               `json:"batch_size"` // job format: products per delivery
 	IncludeEntityData bool              `json:"include_entity_data"`
 	Headers           map[string]string `json:"headers"`
+	// FilterReducers are the filters and reducers of the webhook, one per
+	// event slug (reference document 5).
+	FilterReducers []FilterReducer `json:"filter_reducers"`
 
 	// How hard to try.
 	RetryPolicy          string  `json:"retry_policy"`
@@ -74,7 +77,10 @@ type Webhook struct {
 
 	Enabled        bool   `json:"enabled"`
 	DisabledReason string `json:"disabled_reason,omitempty"`
-	Secret         string `json:"-"`
+	// FailingSince is when the webhook's current run of failed attempts
+	// began; nil while its last attempt succeeded. The store keeps it.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	Secret       string     `json:"-"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -171,26 +177,14 @@ func (w *Webhook) Normalize() error {
 		// from its job keeps none.
 		w.BatchSize = 0
 	}
+	if err := w.normalizeFilterReducers(); err != nil {
+		return err
+	}
 	if w.Headers == nil {
 		w.Headers = map[string]string{}
 	}
-	// Header names are case-insensitive on the wire: two keys that differ
-	// only in case would overwrite each other when sent.
-	names := make(map[string]string, len(w.Headers))
-	for k, v := range w.Headers {
-		if other, ok := names[http.CanonicalHeaderKey(k)]; ok {
-			return FieldError(CodeValidation, "headers", "headers %q and %q are the same header", other, k)
-		}
-		names[http.CanonicalHeaderKey(k)] = k
-		if !validHeaderName(k) {
-			return FieldError(CodeValidation, "headers", "%q is not a valid header name", k)
-		}
-		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
-			return FieldError(CodeValidation, "headers", "header %q has a control character in its value", k)
-		}
-		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(k)) {
-			return FieldError(CodeValidation, "headers", "header %q is set by pimhook and cannot be overridden", k)
-		}
+	if err := validateHeaders(w.Headers); err != nil {
+		return err
 	}
 	switch w.RetryPolicy {
 	case "":
@@ -238,6 +232,29 @@ func ValidateCallbackURL(u string) error {
 	return nil
 }
 
+// validateHeaders checks the extra headers of a webhook or bulk operation.
+func validateHeaders(headers map[string]string) error {
+	// Header names are case-insensitive on the wire: two keys that differ
+	// only in case would overwrite each other when sent.
+	names := make(map[string]string, len(headers))
+	for k, v := range headers {
+		if other, ok := names[http.CanonicalHeaderKey(k)]; ok {
+			return FieldError(CodeValidation, "headers", "headers %q and %q are the same header", other, k)
+		}
+		names[http.CanonicalHeaderKey(k)] = k
+		if !validHeaderName(k) {
+			return FieldError(CodeValidation, "headers", "%q is not a valid header name", k)
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			return FieldError(CodeValidation, "headers", "header %q has a control character in its value", k)
+		}
+		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(k)) {
+			return FieldError(CodeValidation, "headers", "header %q is set by pimhook and cannot be overridden", k)
+		}
+	}
+	return nil
+}
+
 func validHeaderName(k string) bool {
 	if k == "" || len(k) > 256 {
 		return false
@@ -260,10 +277,10 @@ func (w *Webhook) EffectiveTimeout(p Preferences) time.Duration {
 	return time.Duration(min(ms, MaxTimeoutMS)) * time.Millisecond
 }
 
-// Wants reports whether w subscribes to entity events of this entity type
-// and action. Job webhooks hear job runs only.
-func (w *Webhook) Wants(entityType string, action Action) bool {
-	if !w.Enabled || w.JobID != "" {
+// Subscribes reports whether w subscribes to entity events of this entity
+// type and action, enabled or not. Job webhooks hear job runs only.
+func (w *Webhook) Subscribes(entityType string, action Action) bool {
+	if w.JobID != "" {
 		return false
 	}
 	if len(w.EntityTypes) > 0 && !slices.Contains(w.EntityTypes, entityType) {

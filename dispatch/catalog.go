@@ -213,6 +213,13 @@ func (c *Catalog) DisableWebhook(ctx context.Context, companyID, id, reason stri
 	return c.Store.DisableWebhook(ctx, companyID, id, reason, at)
 }
 
+// DisableFailingWebhook writes through and drops the company's webhooks
+// from the cache.
+func (c *Catalog) DisableFailingWebhook(ctx context.Context, companyID, id string, failingFor time.Duration, now time.Time, reason string) (bool, error) {
+	defer c.invalidate(func() { delete(c.hooks, companyID) })
+	return c.Store.DisableFailingWebhook(ctx, companyID, id, failingFor, now, reason)
+}
+
 // DeleteWebhook writes through and drops the company's webhooks from the cache.
 func (c *Catalog) DeleteWebhook(ctx context.Context, companyID, id string) error {
 	defer c.invalidate(func() { delete(c.hooks, companyID) })

@@ -136,18 +136,28 @@ func TestFanOut(t *testing.T) {
 			ChangedFields: []pimhook.FieldChange{{Name: "name"}, {Name: "price.amount", From: json.RawMessage("1"), To: json.RawMessage("2")}},
 		}
 	}
+	// targets lists the webhooks that got a delivery; a disabled one's is
+	// kept as skipped, to be recovered, and marked so here.
 	targets := func(ds []*pimhook.Delivery) []string {
 		var out []string
 		for _, d := range ds {
-			out = append(out, d.WebhookID)
+			switch d.Status {
+			case pimhook.DeliveryPending:
+				out = append(out, d.WebhookID)
+			case pimhook.DeliverySkipped:
+				out = append(out, d.WebhookID+" (skipped)")
+			default:
+				t.Errorf("delivery to %s has status %s", d.WebhookID, d.Status)
+			}
 		}
 		return out
 	}
-	ds, err := fanOut(update(""), co, subs, time.Unix(0, 0))
+	fo := fanOut(update(""), co, subs, time.Unix(0, 0), nil)
+	ds, err := fo.deliveries, fo.err
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := targets(ds), []string{"all", "products", "price", "other-app"}; !slices.Equal(got, want) {
+	if got, want := targets(ds), []string{"all", "products", "price", "other-app", "disabled (skipped)"}; !slices.Equal(got, want) {
 		t.Errorf("update reached %v, want %v", got, want)
 	}
 	var p struct {
@@ -161,7 +171,8 @@ func TestFanOut(t *testing.T) {
 	if len(p.Revision.ChangedFields) != 1 || p.Revision.ChangedFields[0].Name != "price.amount" {
 		t.Errorf("monitored webhook got changed_fields %+v, want only price.amount", p.Revision.ChangedFields)
 	}
-	ds, err = fanOut(update("app_a"), co, subs, time.Unix(0, 0))
+	fo = fanOut(update("app_a"), co, subs, time.Unix(0, 0), nil)
+	ds, err = fo.deliveries, fo.err
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,11 +181,12 @@ func TestFanOut(t *testing.T) {
 	}
 	del := update("")
 	del.Action, del.EffectiveAction, del.ChangedFields = pimhook.ActionDeleted, pimhook.ActionDeleted, nil
-	ds, err = fanOut(del, co, subs, time.Unix(0, 0))
+	fo = fanOut(del, co, subs, time.Unix(0, 0), nil)
+	ds, err = fo.deliveries, fo.err
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := targets(ds), []string{"all", "products", "deletes", "price", "stock", "other-app"}; !slices.Equal(got, want) {
+	if got, want := targets(ds), []string{"all", "products", "deletes", "price", "stock", "other-app", "disabled (skipped)"}; !slices.Equal(got, want) {
 		t.Errorf("deletion reached %v, want %v (monitored fields filter updates only)", got, want)
 	}
 }

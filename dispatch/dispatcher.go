@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/filter"
 )
 
 // Config configures a Dispatcher.
@@ -45,6 +46,16 @@ type Config struct {
 	// Jitter returns a number in [0, 0.1) that stretches exponential
 	// backoff; nil means random.
 	Jitter func() float64
+	// Metrics records what the dispatcher does; nil records nothing.
+	Metrics *Metrics
+	// DisableAfter is how long a webhook may fail without a success before
+	// it is disabled. Zero means pimhook.DefaultDisableAfter; negative
+	// never disables.
+	DisableAfter time.Duration
+	// Filters runs webhooks' filters and reducers at fan-out and bulk
+	// operation filters; nil means an engine with default limits, owned
+	// (and closed) by the dispatcher.
+	Filters *filter.Engine
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -66,6 +77,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second
+	}
+	if c.DisableAfter == 0 {
+		c.DisableAfter = pimhook.DefaultDisableAfter
 	}
 	if c.Jitter == nil {
 		c.Jitter = func() float64 { return rand.Float64() * 0.1 }
@@ -115,6 +129,9 @@ type Dispatcher struct {
 	clock  pimhook.Clock
 	log    *slog.Logger
 
+	shaper     *shaper
+	ownFilters bool
+
 	// sendCtx is cancelled when Stop runs out of patience with in-flight
 	// attempts.
 	sendCtx    context.Context
@@ -125,6 +142,9 @@ type Dispatcher struct {
 	pools    map[string]*pool
 	stopping bool
 	workers  sync.WaitGroup
+	// healthChecked is when each failing webhook was last checked against
+	// DisableAfter.
+	healthChecked map[string]time.Time
 }
 
 // appState is where one app stands. Its fields are guarded by Dispatcher.mu.
@@ -170,15 +190,34 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	ownFilters := cfg.Filters == nil
+	if ownFilters {
+		cfg.Filters = filter.New(filter.Config{})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
 		cfg: cfg, cat: cfg.Catalog, store: cfg.Catalog, jobs: cfg.Jobs, client: cfg.Client,
 		clock: cfg.Clock, log: cfg.Logger,
+		shaper: newShaper(cfg.Filters, cfg.Clock), ownFilters: ownFilters,
 		sendCtx: ctx, cancelSend: cancel,
-		apps:  map[string]*appState{},
-		pools: map[string]*pool{},
+		apps:          map[string]*appState{},
+		pools:         map[string]*pool{},
+		healthChecked: map[string]time.Time{},
 	}, nil
 }
+
+// Ready reports an error once the dispatcher is stopping: its workers no
+// longer take work.
+func (d *Dispatcher) Ready() error {
+	if d.isStopping() {
+		return errors.New("the dispatcher is stopping")
+	}
+	return nil
+}
+
+// Filters returns the engine that runs filters and reducers, for the APIs
+// that vet and validate them.
+func (d *Dispatcher) Filters() *filter.Engine { return d.cfg.Filters }
 
 // Start wakes every app that has pending deliveries in the store.
 func (d *Dispatcher) Start(ctx context.Context) error {
@@ -221,6 +260,9 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.cancelSend() // ends attempts still in flight, if any
 	<-done
 	d.client.CloseIdleConnections()
+	if d.ownFilters {
+		d.cfg.Filters.Close()
+	}
 	return nil
 }
 
@@ -417,13 +459,13 @@ func (d *Dispatcher) isStopping() bool {
 func (d *Dispatcher) attempt(ctx context.Context, dl *pimhook.Delivery) (retry bool, err error) {
 	w, err := d.cat.webhook(ctx, dl.CompanyID, dl.WebhookID)
 	if pimhook.IsNotFound(err) {
-		return false, d.skip(ctx, dl, "webhook deleted")
+		return false, d.skip(ctx, dl, skippedDeleted)
 	}
 	if err != nil {
 		return false, err
 	}
 	if !w.Enabled {
-		return false, d.skip(ctx, dl, "webhook disabled")
+		return false, d.skip(ctx, dl, skippedDisabled)
 	}
 	co, err := d.cat.company(ctx, dl.CompanyID)
 	if err != nil {
@@ -485,6 +527,12 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *pimhook.Delivery) (retry b
 		return false, fmt.Errorf("record attempt: %w", err)
 	}
 	d.logAttempt(dl, a, retry)
+	d.cfg.Metrics.attempted(dl, resp, retry, now)
+	if ok {
+		d.forgetHealth(w.ID)
+	} else if disable == "" {
+		d.checkHealth(ctx, w)
+	}
 	if disable != "" {
 		if err := d.disable(ctx, w, disable); err != nil {
 			d.log.Error("disable webhook", attrWebhook, w.ID, attrError, err)
@@ -510,6 +558,12 @@ func (d *Dispatcher) logAttempt(dl *pimhook.Delivery, a *pimhook.Attempt, retry 
 	d.log.Info("attempt failed", attrs...)
 }
 
+// Why a delivery was skipped.
+const (
+	skippedDisabled = "webhook disabled"
+	skippedDeleted  = "webhook deleted"
+)
+
 // skip ends a delivery whose webhook no longer wants it.
 func (d *Dispatcher) skip(ctx context.Context, dl *pimhook.Delivery, reason string) error {
 	now := d.clock.Now()
@@ -518,6 +572,7 @@ func (d *Dispatcher) skip(ctx context.Context, dl *pimhook.Delivery, reason stri
 	if err := d.store.RecordAttempt(ctx, dl, nil); err != nil {
 		return fmt.Errorf("skip delivery: %w", err)
 	}
+	d.cfg.Metrics.skipped()
 	return nil
 }
 

@@ -45,21 +45,32 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	var woken []string
+	ferrs := make(map[*pimhook.Event][]pimhook.FilterError)
 	decide := func(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error) {
 		dec, err := detect(ev, stored)
 		if err != nil || dec.Unchanged {
 			return dec, err
 		}
-		dec.Deliveries, err = fanOut(ev, co, subs, now)
+		fo := fanOut(ev, co, subs, now, d.shaper)
+		dec.Deliveries, dec.Errors = fo.deliveries, fo.errors
+		ferrs[ev] = fo.filterErrors
 		for _, dl := range dec.Deliveries {
-			woken = append(woken, dl.AppID)
+			if dl.Status == pimhook.DeliveryPending {
+				woken = append(woken, dl.AppID)
+			}
 		}
-		return dec, err
+		return dec, fo.err
 	}
 	results, err := d.store.Ingest(ctx, co.ID, events, decide)
 	if err != nil {
 		return nil, err
 	}
+	for i, ev := range events {
+		if results[i].Status == pimhook.IngestAccepted {
+			results[i].FilterErrors = ferrs[ev]
+		}
+	}
+	d.cfg.Metrics.ingested(results)
 	// One event may reach many webhooks of one app: wake each app once.
 	slices.Sort(woken)
 	for _, id := range slices.Compact(woken) {
@@ -68,8 +79,8 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 	return results, nil
 }
 
-// subscriptions returns the company's webhooks that can receive events, with
-// their apps.
+// subscriptions returns the company's webhooks, with their apps. Disabled
+// ones are included: their deliveries are kept as skipped, to be recovered.
 func (d *Dispatcher) subscriptions(ctx context.Context, companyID string) ([]subscription, error) {
 	cw, err := d.cat.webhooks(ctx, companyID)
 	if err != nil {
@@ -77,9 +88,6 @@ func (d *Dispatcher) subscriptions(ctx context.Context, companyID string) ([]sub
 	}
 	subs := make([]subscription, 0, len(cw.list))
 	for _, w := range cw.list {
-		if !w.Enabled {
-			continue
-		}
 		a, err := d.cat.app(ctx, w.AppID)
 		if err != nil {
 			return nil, fmt.Errorf("app of webhook %s: %w", w.ID, err)
@@ -157,13 +165,24 @@ func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error)
 	return pimhook.Decision{Entity: entity}, nil
 }
 
+// fanout is what fan-out made of one event.
+type fanout struct {
+	deliveries   []*pimhook.Delivery
+	errors       []*pimhook.ErrorLogEntry // filters and reducers that failed, for the error log
+	filterErrors []pimhook.FilterError    // the same, for the ingest result
+	err          error
+}
+
 // fanOut matches ev against the subscriptions and renders one delivery per
-// match, in webhook order.
-func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now time.Time) ([]*pimhook.Delivery, error) {
-	var out []*pimhook.Delivery
+// match, in webhook order. A webhook's filter, when it has one for the
+// event, decides whether it gets a delivery; its reducer reshapes the body.
+// A filter or reducer that fails costs its webhook the delivery and is
+// recorded against the event.
+func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now time.Time, sh *shaper) fanout {
+	var out fanout
 	for _, s := range subs {
 		w := s.hook
-		if !w.Wants(ev.EntityType, ev.EffectiveAction) || (ev.SourceAppID != "" && w.AppID == ev.SourceAppID) {
+		if !w.Subscribes(ev.EntityType, ev.EffectiveAction) || (ev.SourceAppID != "" && w.AppID == ev.SourceAppID) {
 			continue
 		}
 		changes := ev.ChangedFields
@@ -174,9 +193,30 @@ func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now tim
 		}
 		body, err := eventBody(ev, co, s.app, w, changes)
 		if err != nil {
-			return nil, err
+			out.err = err
+			return out
 		}
-		out = append(out, &pimhook.Delivery{
+		if fr := w.FilterReducerFor(ev.Name()); fr != nil && sh != nil {
+			shaped, ok, err := sh.shape(fr, body)
+			if err != nil {
+				out.errors = append(out.errors, &pimhook.ErrorLogEntry{
+					ID:         pimhook.NewID(pimhook.PrefixErrorLog, now),
+					CompanyID:  co.ID,
+					Source:     pimhook.ErrorSourceFilter,
+					OccurredAt: now,
+					WebhookID:  w.ID,
+					EventID:    ev.ID,
+					Error:      err.Error(),
+				})
+				out.filterErrors = append(out.filterErrors, pimhook.FilterError{WebhookID: w.ID, Message: err.Error()})
+				continue
+			}
+			if !ok {
+				continue
+			}
+			body = shaped
+		}
+		dl := &pimhook.Delivery{
 			ID:            pimhook.NewID(pimhook.PrefixDelivery, now),
 			CompanyID:     co.ID,
 			AppID:         w.AppID,
@@ -188,9 +228,14 @@ func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now tim
 			NextAttemptAt: now,
 			CreatedAt:     now,
 			UpdatedAt:     now,
-		})
+		}
+		if !w.Enabled {
+			// Kept, not sent: recover sends it once the webhook is enabled.
+			dl.Status, dl.LastError, dl.FinishedAt = pimhook.DeliverySkipped, skippedDisabled, &now
+		}
+		out.deliveries = append(out.deliveries, dl)
 	}
-	return out, nil
+	return out
 }
 
 // fingerprint identifies what was posted, so that a retried post with the

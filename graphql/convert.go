@@ -1,6 +1,7 @@
 package graphql
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -24,6 +25,18 @@ func toWebhook(w *pimhook.Webhook) *model.Webhook {
 		TimeoutMS: nonZero(w.TimeoutMS), Enabled: w.Enabled, DisabledReason: nonZero(w.DisabledReason),
 		SigningSecret: w.Secret,
 		CreatedAt:     w.CreatedAt.UTC(), UpdatedAt: w.UpdatedAt.UTC(),
+	}
+	out.FilterReducers = make([]*model.FilterReducer, 0, len(w.FilterReducers))
+	for _, fr := range w.FilterReducers {
+		m := &model.FilterReducer{EventSlug: fr.EventSlug, ReducerConfiguration: fr.Reducer}
+		if fr.Filter != nil {
+			b, err := json.Marshal(fr.Filter)
+			if err != nil {
+				panic("pimhook/graphql: a filter cannot be encoded: " + err.Error())
+			}
+			m.FilterConfiguration = b
+		}
+		out.FilterReducers = append(out.FilterReducers, m)
 	}
 	for _, name := range slices.Sorted(maps.Keys(w.Headers)) {
 		out.Headers = append(out.Headers, &model.Header{Name: name, Value: w.Headers[name]})

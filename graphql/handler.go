@@ -77,6 +77,9 @@ type Config struct {
 	// form only (the dispatcher still refuses forbidden addresses when
 	// dialling).
 	Targets TargetChecker
+	// Filters compiles webhooks' filters and reducers when they are saved;
+	// nil checks their shape only.
+	Filters pimhook.FilterCompiler
 	Clock   pimhook.Clock // nil: pimhook.SystemClock{}
 	Logger  *slog.Logger  // nil: discard
 

@@ -1,7 +1,9 @@
 package graphql
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -65,7 +67,7 @@ func (m mutationResolver) SaveWebhook(ctx context.Context, url string, event pim
 		MinimumRetryInterval: pimhook.DefaultMinimumRetryInterval, RetryLimit: pimhook.DefaultRetryLimit,
 		Enabled: true,
 	}
-	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, hook, true); err != nil {
+	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, m.cfg.Filters, hook, true); err != nil {
 		return "", renameFields(err, saveWebhookFields)
 	}
 
@@ -158,7 +160,7 @@ func (m mutationResolver) CreateWebhook(ctx context.Context, input model.CreateW
 	if err := apply(hook, &patch); err != nil {
 		return nil, err
 	}
-	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, hook, true); err != nil {
+	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, m.cfg.Filters, hook, true); err != nil {
 		return nil, err
 	}
 	if err := pimhook.AssignApp(ctx, m.cfg.Store, hook, patch.AppID, now); err != nil {
@@ -186,7 +188,7 @@ func (m mutationResolver) UpdateWebhook(ctx context.Context, id string, input mo
 	if err := apply(hook, &input); err != nil {
 		return nil, err
 	}
-	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, hook, input.CallbackURL != nil); err != nil {
+	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, m.cfg.Filters, hook, input.CallbackURL != nil); err != nil {
 		return nil, err
 	}
 	if err := pimhook.AssignApp(ctx, m.cfg.Store, hook, input.AppID, now); err != nil {
@@ -269,4 +271,74 @@ func (r *resolver) create(ctx context.Context, hook *pimhook.Webhook, now time.T
 		return fmt.Errorf("create webhook: %w", err)
 	}
 	return nil
+}
+
+// SaveFilterReducer saves the filter and reducer hook applies to one event,
+// as PUT /v1/webhooks/{id}/filter_reducer does.
+func (m mutationResolver) SaveFilterReducer(ctx context.Context, webhookID string, eventSlug string, filterConfiguration json.RawMessage, reducerConfiguration json.RawMessage) (*model.Webhook, error) {
+	co, err := company(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fr := pimhook.FilterReducer{EventSlug: eventSlug, Reducer: reducerConfiguration}
+	if isNull(filterConfiguration) && isNull(reducerConfiguration) {
+		if err := pimhook.ValidateEventSlug(eventSlug, "eventSlug"); err != nil {
+			return nil, err
+		}
+	}
+	if !isNull(filterConfiguration) {
+		dec := json.NewDecoder(bytes.NewReader(filterConfiguration))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&fr.Filter); err != nil {
+			return nil, pimhook.FieldError(pimhook.CodeInvalidFilter, "filterConfiguration", "filterConfiguration must be {query, condition, logic, conditions}: %v", strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	hook, err := m.cfg.Store.Webhook(ctx, co.ID, webhookID)
+	if err != nil {
+		return nil, fmt.Errorf("save filter reducer: %w", err)
+	}
+	if fr.Filter == nil && isNull(fr.Reducer) {
+		hook.FilterReducers = slices.DeleteFunc(hook.FilterReducers, func(x pimhook.FilterReducer) bool { return x.EventSlug == eventSlug })
+	} else {
+		if err := fr.Normalize(""); err != nil {
+			return nil, renameFields(err, filterReducerFields)
+		}
+		if m.cfg.Filters != nil {
+			if err := m.checkFilterReducer(&fr); err != nil {
+				return nil, err
+			}
+		}
+		hook.SetFilterReducer(fr)
+	}
+	if err := pimhook.CheckWebhook(ctx, m.cfg.Targets, m.cfg.Filters, hook, false); err != nil {
+		return nil, err
+	}
+	hook.UpdatedAt = m.cfg.Clock.Now().UTC()
+	if err := m.cfg.Store.UpdateWebhook(ctx, hook); err != nil {
+		return nil, fmt.Errorf("save filter reducer: %w", err)
+	}
+	return toWebhook(hook), nil
+}
+
+// filterReducerFields names saveFilterReducer's arguments as the domain
+// names them.
+var filterReducerFields = map[string]string{"event_slug": "eventSlug", "filter_configuration": "filterConfiguration", "reducer_configuration": "reducerConfiguration"}
+
+// checkFilterReducer compiles one configuration, naming its fields as
+// saveFilterReducer's arguments.
+func (m mutationResolver) checkFilterReducer(fr *pimhook.FilterReducer) error {
+	if fr.Filter != nil {
+		if err := m.cfg.Filters.CheckFilter(fr.Filter, "filterConfiguration"); err != nil {
+			return err
+		}
+	}
+	if fr.Reducer != nil {
+		return m.cfg.Filters.CheckReducer(fr.Reducer, "reducerConfiguration")
+	}
+	return nil
+}
+
+func isNull(b json.RawMessage) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || bytes.Equal(b, []byte("null"))
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,7 +92,7 @@ func unmarshal(data []byte, v any, prefix string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err, reflect.TypeOf(v), int64(len(data)), prefix)
+		return decodeError(err, reflect.TypeOf(v), data, prefix)
 	}
 	end := dec.InputOffset()
 	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
@@ -101,9 +103,9 @@ func unmarshal(data []byte, v any, prefix string) error {
 }
 
 // decodeError turns an encoding/json error into a problem a client can act
-// on. target is the type decoded into; size is the length of the input,
-// where a truncated document ends.
-func decodeError(err error, target reflect.Type, size int64, prefix string) error {
+// on. target is the type decoded into; data is the input.
+func decodeError(err error, target reflect.Type, data []byte, prefix string) error {
+	size := int64(len(data))
 	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		// Offset counts the bytes read, the offending one included; clients
 		// want the 0-based position of that byte.
@@ -133,6 +135,13 @@ func decodeError(err error, target reflect.Type, size int64, prefix string) erro
 		name, uerr := strconv.Unquote(rest)
 		if uerr != nil {
 			name = rest
+		}
+		// encoding/json names the key only; find where it is.
+		var doc any
+		if json.Unmarshal(data, &doc) == nil {
+			if path, ok := unknownFieldPath(doc, target, name, ""); ok {
+				name = path
+			}
 		}
 		field := joinPath(prefix, name)
 		return pimhook.FieldError(pimhook.CodeUnknownField, field, "unknown field %q", field)
@@ -216,6 +225,59 @@ func addFieldNames(t reflect.Type, m map[string]bool) {
 		m[name] = true
 	}
 }
+
+// unknownFieldPath finds, in the decoded document v meant for type t, the
+// path of a key called name that t has no field for.
+func unknownFieldPath(v any, t reflect.Type, name, path string) (string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return "", false // it reads its own JSON
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			ft := structField(t, k)
+			if ft == nil {
+				if k == name {
+					return joinPath(path, k), true
+				}
+				continue
+			}
+			if p, ok := unknownFieldPath(obj[k], ft, name, joinPath(path, k)); ok {
+				return p, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		arr, ok := v.([]any)
+		if !ok {
+			return "", false
+		}
+		for i, e := range arr {
+			if p, ok := unknownFieldPath(e, t.Elem(), name, fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			if p, ok := unknownFieldPath(obj[k], t.Elem(), name, joinPath(path, k)); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
 // joinPath joins a field path and a field name: "events[3]" and "entity_id"
 // give "events[3].entity_id".

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pimhook/pimhook"
@@ -123,24 +120,11 @@ func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request) error {
 // deliveryParams are the query parameters GET /v1/deliveries knows.
 var deliveryParams = []string{"webhook_id", "app_id", "status", "since", "until", "limit", "cursor"}
 
-// deliveryFilter reads the query of GET /v1/deliveries. A misspelt or
-// repeated parameter is refused rather than ignored: ignoring it would
-// answer a different question than the one asked.
+// deliveryFilter reads the query of GET /v1/deliveries.
 func deliveryFilter(q url.Values) (pimhook.DeliveryFilter, error) {
-	for name, vs := range q {
-		if !slices.Contains(deliveryParams, name) {
-			return pimhook.DeliveryFilter{}, pimhook.FieldError(pimhook.CodeInvalidQuery, name,
-				"unknown query parameter %q; known: %s", name, strings.Join(deliveryParams, ", "))
-		}
-		if len(vs) > 1 {
-			return pimhook.DeliveryFilter{}, pimhook.FieldError(pimhook.CodeInvalidQuery, name,
-				"query parameter %q is given %d times", name, len(vs))
-		}
-	}
-	f := pimhook.DeliveryFilter{
-		WebhookID: q.Get("webhook_id"),
-		AppID:     q.Get("app_id"),
-		Limit:     pimhook.DefaultDeliveryPage,
+	f := pimhook.DeliveryFilter{WebhookID: q.Get("webhook_id"), AppID: q.Get("app_id")}
+	if err := checkParams(q, deliveryParams); err != nil {
+		return f, err
 	}
 	if v := q.Get("status"); v != "" {
 		st, err := pimhook.ParseDeliveryStatus(v)
@@ -149,26 +133,15 @@ func deliveryFilter(q url.Values) (pimhook.DeliveryFilter, error) {
 		}
 		f.Status = st
 	}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		v := q.Get(p.name)
-		if v == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return f, pimhook.FieldError(pimhook.CodeInvalidQuery, p.name, "%s must be an RFC 3339 time such as 2025-01-31T12:00:00Z, got %q", p.name, v)
-		}
-		*p.dst = t.UTC()
+	var err error
+	if f.Since, err = timeParam(q, "since"); err != nil {
+		return f, err
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > pimhook.MaxDeliveryPage {
-			return f, pimhook.FieldError(pimhook.CodeInvalidQuery, "limit", "limit must be an integer from 1 to %d, got %q", pimhook.MaxDeliveryPage, v)
-		}
-		f.Limit = n
+	if f.Until, err = timeParam(q, "until"); err != nil {
+		return f, err
+	}
+	if f.Limit, err = limitParam(q); err != nil {
+		return f, err
 	}
 	if v := q.Get("cursor"); v != "" {
 		seq, err := pimhook.DecodeCursor(v, "cursor")

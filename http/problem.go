@@ -48,6 +48,10 @@ func statusOf(k pimhook.Kind) int {
 		return http.StatusUnsupportedMediaType
 	case pimhook.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case pimhook.KindBadGateway:
+		return http.StatusBadGateway
+	case pimhook.KindTimeout:
+		return http.StatusGatewayTimeout
 	default:
 		return http.StatusInternalServerError
 	}

@@ -13,16 +13,23 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/filter"
 )
 
 // Ingester turns posted events into stored events and deliveries. The
 // dispatcher implements it.
 type Ingester interface {
 	Ingest(ctx context.Context, company *pimhook.Company, events []*pimhook.Event) ([]pimhook.IngestResult, error)
+}
+
+// BulkTrigger runs bulk operations. The dispatcher implements it.
+type BulkTrigger interface {
+	TriggerBulk(ctx context.Context, co *pimhook.Company, op *pimhook.BulkOperation, t pimhook.BulkTrigger) (*pimhook.BulkRun, error)
 }
 
 // TargetChecker refuses callback URLs whose target may not be reached. The
@@ -44,6 +51,17 @@ type Server struct {
 	Ingester Ingester
 	// Jobs runs posted job runs; without it /v1/jobs answers 503.
 	Jobs JobRunner
+	// Filters compiles and runs filters and reducers; without it webhooks
+	// cannot be given any and /v1/validate answers 503.
+	Filters *filter.Engine
+	// Bulk triggers bulk operations; without it their trigger answers 503.
+	Bulk BulkTrigger
+	// Operator redelivers and recovers deliveries; without it those answer
+	// 503.
+	Operator Operator
+	// Ready tells /readyz whether the dispatcher's workers run; nil checks
+	// the store only.
+	Ready func() error
 	// Targets vets callback URLs when webhooks are saved; nil vets nothing
 	// here (the dispatcher still refuses forbidden addresses when dialling).
 	Targets TargetChecker
@@ -99,15 +117,38 @@ func (s *Server) withDefaults() *Server {
 // Handler returns the API's HTTP handler. Later changes to s do not affect
 // it. It panics if Store is nil.
 func (s *Server) Handler() http.Handler {
+	h, _ := s.handler()
+	return h
+}
+
+// Routes returns the ServeMux patterns ("GET /v1/apps") that Handler serves,
+// Extra's and Authed's included, sorted. The OpenAPI document's test
+// compares them with the paths it describes. It panics if Store is nil.
+func (s *Server) Routes() []string {
+	_, patterns := s.handler()
+	slices.Sort(patterns)
+	return patterns
+}
+
+// handler builds the API's handler and returns it with the patterns it
+// registered.
+func (s *Server) handler() (http.Handler, []string) {
 	if s.Store == nil {
 		panic("pimhook/http: Server.Store is nil")
 	}
 	c := s.withDefaults()
 	mux := http.NewServeMux()
-	handle := func(pattern string, h handlerFunc) { mux.Handle(pattern, c.adapt(h)) }
+	var patterns []string
+	register := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, h)
+		patterns = append(patterns, pattern)
+	}
+	handle := func(pattern string, h handlerFunc) { register(pattern, c.adapt(h)) }
 	authed := func(pattern string, h handlerFunc) { handle(pattern, c.authenticate(h)) }
 
 	handle("GET /healthz", c.healthz)
+	handle("GET /readyz", c.readyz)
+	handle("GET /openapi.json", c.openAPI)
 
 	authed("POST /v1/apps", c.createApp)
 	authed("GET /v1/apps", c.listApps)
@@ -127,11 +168,32 @@ func (s *Server) Handler() http.Handler {
 	authed("POST /v1/jobs/{jobID}/runs", c.postJobRun)
 	authed("GET /v1/jobs/{jobID}/runs", c.listJobRuns)
 
+	authed("PUT /v1/webhooks/{id}/filter_reducer", c.putFilterReducer)
+	authed("POST /v1/validate/filter", c.validateFilter)
+	authed("POST /v1/validate/reducer", c.validateReducer)
+
+	authed("GET /v1/company/preferences", c.getPreferences)
+	authed("PATCH /v1/company/preferences", c.patchPreferences)
+
+	authed("POST /v1/bulk-operations", c.createBulkOperation)
+	authed("GET /v1/bulk-operations", c.listBulkOperations)
+	authed("GET /v1/bulk-operations/{name}", c.getBulkOperation)
+	authed("PUT /v1/bulk-operations/{name}", c.putBulkOperation)
+	authed("DELETE /v1/bulk-operations/{name}", c.deleteBulkOperation)
+	authed("GET /v1/bulk-operations/{name}/secret", c.getBulkOperationSecret)
+	authed("POST /v1/bulk-operations/{name}/trigger", c.triggerBulkOperation)
+	authed("GET /v1/bulk-operations/{name}/runs", c.listBulkRuns)
+
+	authed("GET /v1/error-log", c.listErrorLog)
+
 	authed("GET /v1/deliveries", c.listDeliveries)
 	authed("GET /v1/deliveries/{id}", c.getDelivery)
+	authed("POST /v1/deliveries/{id}/redeliver", c.redeliver)
+	authed("POST /v1/webhooks/{id}/recover", c.recoverWebhook)
+	authed("GET /v1/reports/response-time", c.responseTimeReport)
 
 	for pattern, h := range c.Extra {
-		mux.Handle(pattern, h)
+		register(pattern, h)
 	}
 	for pattern, h := range c.Authed {
 		authed(pattern, func(w http.ResponseWriter, r *http.Request) error {
@@ -139,7 +201,7 @@ func (s *Server) Handler() http.Handler {
 			return nil
 		})
 	}
-	return &router{mux: mux, srv: c}
+	return &router{mux: mux, srv: c}, patterns
 }
 
 // router answers what the mux cannot route with problem details instead of

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/filter"
 	pimhttp "github.com/pimhook/pimhook/http"
 	"github.com/pimhook/pimhook/sqlite"
 )
@@ -65,9 +66,12 @@ func newEnv(t *testing.T) *env {
 		}
 	})
 	e := &env{t: t, store: store, ingester: &fakeIngester{}, logs: &lockedBuffer{}}
+	filters := filter.New(filter.Config{})
+	t.Cleanup(filters.Close)
 	srv := &pimhttp.Server{
 		Store:    store,
 		Ingester: e.ingester,
+		Filters:  filters,
 		Targets:  refuseLoopback{},
 		Logger:   slog.New(slog.NewTextHandler(e.logs, nil)),
 		Extra: map[string]http.Handler{

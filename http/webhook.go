@@ -31,6 +31,8 @@ type webhookInput struct {
 	JobID                *string            `json:"job_id"`
 	BatchSize            *int               `json:"batch_size"`
 	Enabled              *bool              `json:"enabled"`
+	// FilterReducers replaces every filter and reducer of the webhook.
+	FilterReducers *[]pimhook.FilterReducer `json:"filter_reducers"`
 }
 
 // defaults fills the fields a new or replaced definition takes when the
@@ -83,6 +85,7 @@ func (in *webhookInput) apply(w *pimhook.Webhook) {
 	setIf(&w.Format, in.Format)
 	setIf(&w.JobID, in.JobID)
 	setIf(&w.BatchSize, in.BatchSize)
+	setIf(&w.FilterReducers, in.FilterReducers)
 	if in.Enabled != nil {
 		w.Enabled = *in.Enabled
 		w.DisabledReason = "" // the user decided; an automatic reason no longer applies
@@ -92,27 +95,29 @@ func (in *webhookInput) apply(w *pimhook.Webhook) {
 // webhookJSON is a webhook as the API shows it. The signing secret appears
 // only in the answer that creates the webhook.
 type webhookJSON struct {
-	ID                   string            `json:"id"`
-	AppID                string            `json:"app_id"`
-	Name                 string            `json:"name"`
-	CallbackURL          string            `json:"callback_url"`
-	EntityTypes          []string          `json:"entity_types"`
-	Events               []pimhook.Action  `json:"events"`
-	Fields               []string          `json:"fields"`
-	IncludeEntityData    bool              `json:"include_entity_data"`
-	Headers              map[string]string `json:"headers"`
-	RetryPolicy          string            `json:"retry_policy"`
-	MinimumRetryInterval float64           `json:"minimum_retry_interval"`
-	RetryLimit           int               `json:"retry_limit"`
-	TimeoutMS            int               `json:"timeout_ms"`
-	Format               string            `json:"format"`
-	JobID                string            `json:"job_id,omitempty"`
-	BatchSize            int               `json:"batch_size,omitempty"`
-	Enabled              bool              `json:"enabled"`
-	DisabledReason       string            `json:"disabled_reason,omitempty"`
-	SigningSecret        string            `json:"signing_secret,omitempty"`
-	CreatedAt            time.Time         `json:"created_at"`
-	UpdatedAt            time.Time         `json:"updated_at"`
+	ID                   string                  `json:"id"`
+	AppID                string                  `json:"app_id"`
+	Name                 string                  `json:"name"`
+	CallbackURL          string                  `json:"callback_url"`
+	EntityTypes          []string                `json:"entity_types"`
+	Events               []pimhook.Action        `json:"events"`
+	Fields               []string                `json:"fields"`
+	IncludeEntityData    bool                    `json:"include_entity_data"`
+	Headers              map[string]string       `json:"headers"`
+	RetryPolicy          string                  `json:"retry_policy"`
+	MinimumRetryInterval float64                 `json:"minimum_retry_interval"`
+	RetryLimit           int                     `json:"retry_limit"`
+	TimeoutMS            int                     `json:"timeout_ms"`
+	Format               string                  `json:"format"`
+	JobID                string                  `json:"job_id,omitempty"`
+	BatchSize            int                     `json:"batch_size,omitempty"`
+	Enabled              bool                    `json:"enabled"`
+	DisabledReason       string                  `json:"disabled_reason,omitempty"`
+	FailingSince         *time.Time              `json:"failing_since"`
+	FilterReducers       []pimhook.FilterReducer `json:"filter_reducers"`
+	SigningSecret        string                  `json:"signing_secret,omitempty"`
+	CreatedAt            time.Time               `json:"created_at"`
+	UpdatedAt            time.Time               `json:"updated_at"`
 }
 
 func toWebhookJSON(w *pimhook.Webhook) webhookJSON {
@@ -126,7 +131,9 @@ func toWebhookJSON(w *pimhook.Webhook) webhookJSON {
 		IncludeEntityData: w.IncludeEntityData, Headers: headers,
 		RetryPolicy: w.RetryPolicy, MinimumRetryInterval: w.MinimumRetryInterval, RetryLimit: w.RetryLimit,
 		TimeoutMS: w.TimeoutMS, Format: w.Format, JobID: w.JobID, BatchSize: w.BatchSize, Enabled: w.Enabled, DisabledReason: w.DisabledReason,
-		CreatedAt: w.CreatedAt.UTC(), UpdatedAt: w.UpdatedAt.UTC(),
+		FilterReducers: nonNil(w.FilterReducers),
+		FailingSince:   utcPtr(w.FailingSince),
+		CreatedAt:      w.CreatedAt.UTC(), UpdatedAt: w.UpdatedAt.UTC(),
 	}
 }
 
@@ -238,8 +245,22 @@ func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) error 
 // pimhook.AssignApp for what appID means). Only the default app is created
 // here, and only once everything else passed.
 func (s *Server) vet(ctx context.Context, hook *pimhook.Webhook, appID *string, checkURL bool, now time.Time) error {
-	if err := pimhook.CheckWebhook(ctx, s.Targets, hook, checkURL); err != nil {
+	var compiler pimhook.FilterCompiler
+	if s.Filters != nil {
+		compiler = s.Filters
+	} else if len(hook.FilterReducers) > 0 {
+		_, err := s.filters()
+		return err
+	}
+	if err := pimhook.CheckWebhook(ctx, s.Targets, compiler, hook, checkURL); err != nil {
 		return err
 	}
 	return pimhook.AssignApp(ctx, s.Store, hook, appID, now)
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return utcOrNil(*t)
 }

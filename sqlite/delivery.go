@@ -130,8 +130,10 @@ func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq in
 	return ds, nil
 }
 
-// RecordAttempt stores an attempt of d and d's new state in one write. A
-// nil attempt updates d only, for a delivery that ended without a request.
+// RecordAttempt stores an attempt of d and d's new state in one write, with
+// the failing time of d's webhook, and for a failed attempt an entry of the
+// error log. A nil attempt updates d only, for a delivery that ended
+// without a request.
 func (s *Store) RecordAttempt(ctx context.Context, d *pimhook.Delivery, a *pimhook.Attempt) error {
 	if a != nil && a.DeliveryID != "" && a.DeliveryID != d.ID {
 		return fmt.Errorf("record attempt: %w", pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation,
@@ -145,15 +147,54 @@ func (s *Store) RecordAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		if err := affectedOne(res, err, deliveryNotFound(d.ID)); err != nil || a == nil {
 			return err
 		}
-		_, err = tx.exec(`INSERT INTO attempts (id, delivery_id, number, started_at, duration_ns, status_code, succeeded, error, response_body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, d.ID, a.Number, unixNano(a.StartedAt), int64(a.Duration), a.StatusCode, a.Succeeded, a.Error, a.ResponseBody)
-		return err
+		// The attempt, the webhook's failing time and the entry go by the
+		// delivery's company, app, webhook and event as stored, whatever d
+		// says.
+		var companyID, appID, webhookID, eventID string
+		if err := tx.queryRow(`SELECT company_id, app_id, webhook_id, event_id FROM deliveries WHERE id = ?`, d.ID).
+			Scan(&companyID, &appID, &webhookID, &eventID); err != nil {
+			return fmt.Errorf("read delivery %s: %w", d.ID, err)
+		}
+		_, err = tx.exec(`INSERT INTO attempts (id, delivery_id, company_id, app_id, webhook_id, number, started_at, duration_ns,
+			status_code, succeeded, error, response_body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, d.ID, companyID, appID, webhookID, a.Number, unixNano(a.StartedAt), int64(a.Duration),
+			a.StatusCode, a.Succeeded, a.Error, a.ResponseBody)
+		if err != nil {
+			return err
+		}
+		if a.Succeeded {
+			_, err := tx.exec(`UPDATE webhooks SET failing_since = NULL
+				WHERE company_id = ? AND id = ? AND failing_since IS NOT NULL`, companyID, webhookID)
+			return err
+		}
+		if _, err := tx.exec(`UPDATE webhooks SET failing_since = ?
+			WHERE company_id = ? AND id = ? AND failing_since IS NULL`, unixNano(a.StartedAt), companyID, webhookID); err != nil {
+			return err
+		}
+		e := attemptErrorLogEntry(d.ID, a)
+		e.WebhookID, e.EventID = webhookID, eventID
+		return insertErrorLog(tx, companyID, e)
 	})
 	if err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
 	return nil
+}
+
+// attemptErrorLogEntry is the error-log entry of a failed attempt of a
+// delivery, without the delivery's company, webhook and event.
+func attemptErrorLogEntry(deliveryID string, a *pimhook.Attempt) *pimhook.ErrorLogEntry {
+	return &pimhook.ErrorLogEntry{
+		ID:           pimhook.NewID(pimhook.PrefixErrorLog, a.StartedAt),
+		Source:       pimhook.ErrorSourceWebhook,
+		OccurredAt:   a.StartedAt,
+		DeliveryID:   deliveryID,
+		Attempt:      a.Number,
+		StatusCode:   a.StatusCode,
+		Error:        a.Error,
+		ResponseBody: a.ResponseBody,
+	}
 }
 
 // deliveryColumns are read FROM deliveries. Job deliveries have their

@@ -10,7 +10,9 @@ import (
 )
 
 // Ingest applies a company's events in order, in one write request: all of
-// them, their entities and their deliveries commit together or not at all.
+// them, their entities, their deliveries and their error-log entries commit
+// together or not at all. The entries are stored in the company of the
+// call, whatever company they name.
 // It sets each stored delivery's Seq and CompanyID (and Status to pending
 // when empty). decide runs on the writer goroutine, so it should be quick
 // and must not write to the Store; it may read from it.
@@ -137,6 +139,15 @@ func ingestEvent(tx *wtx, companyID string, ev *pimhook.Event, decide pimhook.De
 			return r, fmt.Errorf("store delivery %s: %w", d.ID, err)
 		}
 		*placed = append(*placed, placedDelivery{d: d, seq: seq, status: status})
+	}
+
+	for _, e := range dec.Errors {
+		if e == nil {
+			continue
+		}
+		if err := insertErrorLog(tx, companyID, e); err != nil {
+			return r, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
 	}
 	return r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +70,12 @@ func migrations() ([]migration, error) {
 // file another process is migrating: the version check happens under the
 // write lock.
 func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	return migrateTo(ctx, db, log, math.MaxInt)
+}
+
+// migrateTo is migrate stopping after version last, for tests that need a
+// file as an older release left it.
+func migrateTo(ctx context.Context, db *sql.DB, log *slog.Logger, last int) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -91,6 +98,9 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		return fmt.Errorf("the database schema is at version %d, newer than this program's %d", newest.Int64, known)
 	}
 	for _, m := range ms {
+		if m.version > last {
+			break
+		}
 		applied, err := applyMigration(ctx, db, m)
 		if err != nil {
 			return fmt.Errorf("migration %03d_%s: %w", m.version, m.name, err)

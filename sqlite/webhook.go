@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pimhook/pimhook"
@@ -25,9 +26,9 @@ func (s *Store) CreateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 			return orConflict(err, "webhook %q already exists", w.ID)
 		}
 		_, err := tx.exec(`INSERT INTO webhooks (`+webhookColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.ID, w.CompanyID, w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format, w.JobID, w.BatchSize, w.IncludeEntityData,
-			cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit, w.TimeoutMS, w.Enabled, w.DisabledReason,
+			cols.headers, cols.filterReducers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit, w.TimeoutMS, w.Enabled, w.DisabledReason,
 			w.Secret, unixNano(w.CreatedAt), unixNano(w.UpdatedAt))
 		return err
 	})
@@ -49,7 +50,7 @@ func checkWebhookApp(tx *wtx, w *pimhook.Webhook) error {
 
 // Webhook returns a webhook of a company.
 func (s *Store) Webhook(ctx context.Context, companyID, id string) (*pimhook.Webhook, error) {
-	w, err := scanWebhook(s.rdb.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE company_id = ? AND id = ?`, companyID, id))
+	w, err := scanWebhook(s.rdb.QueryRowContext(ctx, `SELECT `+webhookReadColumns+` FROM webhooks WHERE company_id = ? AND id = ?`, companyID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, webhookNotFound(id)
 	}
@@ -61,15 +62,17 @@ func (s *Store) Webhook(ctx context.Context, companyID, id string) (*pimhook.Web
 
 // Webhooks lists a company's webhooks, oldest first.
 func (s *Store) Webhooks(ctx context.Context, companyID string) ([]*pimhook.Webhook, error) {
-	ws, err := queryAll(ctx, s.rdb, scanWebhook, `SELECT `+webhookColumns+` FROM webhooks WHERE company_id = ? ORDER BY created_at, id`, companyID)
+	ws, err := queryAll(ctx, s.rdb, scanWebhook, `SELECT `+webhookReadColumns+` FROM webhooks WHERE company_id = ? ORDER BY created_at, id`, companyID)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
 	return ws, nil
 }
 
-// UpdateWebhook stores every field of a webhook but its ID, company and
-// CreatedAt. A new app must belong to the same company.
+// UpdateWebhook stores every field of a webhook but its ID, company,
+// CreatedAt and FailingSince, which the store keeps: enabling a disabled
+// webhook clears it, anything else leaves it. A new app must belong to the
+// same company.
 func (s *Store) UpdateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 	cols, err := webhookJSON(w)
 	if err != nil {
@@ -84,13 +87,14 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *pimhook.Webhook) error {
 		}
 		res, err := tx.exec(`UPDATE webhooks SET
 			app_id = ?, name = ?, url = ?, entity_types = ?, events = ?, fields = ?, format = ?,
-			job_id = ?, batch_size = ?, include_entity_data = ?, headers = ?, retry_policy = ?, minimum_retry_interval = ?, retry_limit = ?,
-			timeout_ms = ?, enabled = ?, disabled_reason = ?, secret = ?, updated_at = ?
+			job_id = ?, batch_size = ?, include_entity_data = ?, headers = ?, filter_reducers = ?, retry_policy = ?, minimum_retry_interval = ?, retry_limit = ?,
+			timeout_ms = ?, enabled = ?, disabled_reason = ?, secret = ?, updated_at = ?,
+			failing_since = CASE WHEN ? AND NOT enabled THEN NULL ELSE failing_since END
 			WHERE company_id = ? AND id = ?`,
 			w.AppID, w.Name, w.URL, cols.entityTypes, cols.events, cols.fields, w.Format,
-			w.JobID, w.BatchSize, w.IncludeEntityData, cols.headers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit,
+			w.JobID, w.BatchSize, w.IncludeEntityData, cols.headers, cols.filterReducers, w.RetryPolicy, w.MinimumRetryInterval, w.RetryLimit,
 			w.TimeoutMS, w.Enabled, w.DisabledReason, w.Secret, unixNano(w.UpdatedAt),
-			w.CompanyID, w.ID)
+			w.Enabled, w.CompanyID, w.ID)
 		return affectedOne(res, err, webhookNotFound(w.ID))
 	})
 	if err != nil {
@@ -124,13 +128,18 @@ func (s *Store) DeleteWebhook(ctx context.Context, companyID, id string) error {
 	return nil
 }
 
-const webhookColumns = `id, company_id, app_id, name, url, entity_types, events, fields, format, job_id, batch_size, include_entity_data,
-	headers, retry_policy, minimum_retry_interval, retry_limit, timeout_ms, enabled, disabled_reason,
+// webhookColumns are the columns of a webhook that CreateWebhook writes;
+// webhookReadColumns add failing_since, which only the store writes.
+const (
+	webhookColumns = `id, company_id, app_id, name, url, entity_types, events, fields, format, job_id, batch_size, include_entity_data,
+	headers, filter_reducers, retry_policy, minimum_retry_interval, retry_limit, timeout_ms, enabled, disabled_reason,
 	secret, created_at, updated_at`
+	webhookReadColumns = webhookColumns + `, failing_since`
+)
 
 // webhookColumnsJSON are a webhook's JSON columns, encoded.
 type webhookColumnsJSON struct {
-	entityTypes, events, fields, headers string
+	entityTypes, events, fields, headers, filterReducers string
 }
 
 func webhookJSON(w *pimhook.Webhook) (c webhookColumnsJSON, err error) {
@@ -148,32 +157,74 @@ func webhookJSON(w *pimhook.Webhook) (c webhookColumnsJSON, err error) {
 			return c, err
 		}
 	}
+	if c.filterReducers, err = filterReducersText(w.FilterReducers); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// filterReducersText encodes a webhook's filter_reducers as a JSON array.
+// json.Marshal would compact each reducer configuration and escape its
+// HTML characters; the configuration is the user's document, so it is
+// written as given instead, and json.Unmarshal gives it back byte for byte.
+func filterReducersText(frs []pimhook.FilterReducer) (string, error) {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, fr := range frs {
+		head, err := json.Marshal(struct {
+			EventSlug string          `json:"event_slug"`
+			Filter    *pimhook.Filter `json:"filter_configuration,omitempty"`
+		}{fr.EventSlug, fr.Filter})
+		if err != nil {
+			return "", err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if len(fr.Reducer) == 0 {
+			b.Write(head)
+			continue
+		}
+		if !json.Valid(fr.Reducer) {
+			return "", pimhook.FieldError(pimhook.CodeInvalidReducer, fmt.Sprintf("filter_reducers[%d].reducer_configuration", i),
+				"reducer_configuration is not valid JSON")
+		}
+		b.Write(head[:len(head)-1]) // without its closing brace
+		b.WriteString(`,"reducer_configuration":`)
+		b.Write(fr.Reducer)
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.String(), nil
 }
 
 func scanWebhook(row scanner) (*pimhook.Webhook, error) {
 	var (
-		w                                    pimhook.Webhook
-		entityTypes, events, fields, headers string
-		created, updated                     int64
+		w                                                    pimhook.Webhook
+		entityTypes, events, fields, headers, filterReducers string
+		created, updated                                     int64
+		failingSince                                         sql.NullInt64
 	)
 	if err := row.Scan(&w.ID, &w.CompanyID, &w.AppID, &w.Name, &w.URL, &entityTypes, &events, &fields, &w.Format,
-		&w.JobID, &w.BatchSize, &w.IncludeEntityData, &headers, &w.RetryPolicy, &w.MinimumRetryInterval, &w.RetryLimit, &w.TimeoutMS,
-		&w.Enabled, &w.DisabledReason, &w.Secret, &created, &updated); err != nil {
+		&w.JobID, &w.BatchSize, &w.IncludeEntityData, &headers, &filterReducers, &w.RetryPolicy, &w.MinimumRetryInterval, &w.RetryLimit, &w.TimeoutMS,
+		&w.Enabled, &w.DisabledReason, &w.Secret, &created, &updated, &failingSince); err != nil {
 		return nil, err
 	}
 	w.EntityTypes, w.Events, w.Fields, w.Headers = []string{}, []pimhook.Action{}, []string{}, map[string]string{}
+	w.FilterReducers = []pimhook.FilterReducer{}
 	for _, f := range []struct {
 		src string
 		dst any
 	}{
 		{entityTypes, &w.EntityTypes}, {events, &w.Events}, {fields, &w.Fields}, {headers, &w.Headers},
+		{filterReducers, &w.FilterReducers},
 	} {
 		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
 			return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
 		}
 	}
 	w.CreatedAt, w.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	w.FailingSince = fromNullUnixNano(failingSince)
 	return &w, nil
 }
 

@@ -39,6 +39,9 @@ func Run(t *testing.T, open func(t *testing.T) pimhook.Store) {
 		{"Ingest", ingestCases},
 		{"Delivery", deliveryCases},
 		{"Job", jobCases},
+		{"Bulk", bulkCases},
+		{"ErrorLog", errorLogCases},
+		{"Operate", operateCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

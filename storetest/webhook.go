@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/pimhook/pimhook"
@@ -11,6 +13,7 @@ var webhookCases = []testCase{
 	{"Update", testWebhookUpdate},
 	{"Scoping", testWebhookScoping},
 	{"Delete", testWebhookDelete},
+	{"FilterReducers", testWebhookFilterReducers},
 }
 
 func testWebhookRoundTrip(t *testing.T, s pimhook.Store) {
@@ -149,5 +152,93 @@ func testWebhookDelete(t *testing.T, s pimhook.Store) {
 	wantSame(t, "webhooks after delete", []*pimhook.Webhook{w2}, ws)
 	if ds := pending(t, s, a.ID, 10); len(ds) != 1 || ds[0].WebhookID != w1.ID {
 		t.Errorf("pending deliveries of a deleted webhook: %v", ids(ds))
+	}
+}
+
+// filterReducers returns configurations as pimhook's Normalize leaves them.
+func filterReducers(t *testing.T, frs ...pimhook.FilterReducer) []pimhook.FilterReducer {
+	t.Helper()
+	for i := range frs {
+		if err := frs[i].Normalize(fmt.Sprintf("filter_reducers[%d].", i)); err != nil {
+			t.Fatalf("fixture: %v", err)
+		}
+	}
+	return frs
+}
+
+func testWebhookFilterReducers(t *testing.T, s pimhook.Store) {
+	ctx := t.Context()
+	c := newCompany(t, s, "Acme")
+	a := newApp(t, s, c.ID, false)
+
+	// A reducer is the user's document: its spacing, key order, escapes and
+	// HTML characters come back as they were given.
+	reducer := json.RawMessage("{\"fields\" : [\"id\", \"name\"],\n\t\"rename\": {\"b\":\"<a&b>\", \"a\": \"caf\\u00e9\"}, \"n\": 1.50e+3}")
+	w := newWebhook(t, s, c.ID, a.ID, at(1))
+	if got, err := s.Webhook(ctx, c.ID, w.ID); err != nil || got.FilterReducers == nil || len(got.FilterReducers) != 0 {
+		t.Errorf("webhook without filters: %+v, %v; want an empty, non-nil list", got, err)
+	}
+	w.FilterReducers = filterReducers(t,
+		pimhook.FilterReducer{
+			EventSlug: "products.updated",
+			Filter: &pimhook.Filter{Logic: "or", Conditions: []*pimhook.Filter{
+				{Query: "$.price.amount", Condition: "(p) => p > 10 && p < 1000"},
+				{Logic: "AND", Query: "$.tags[*]", Condition: "(t) => t.includes('<sale>')", Conditions: []*pimhook.Filter{
+					{Query: "$.brand.name"},
+					{Condition: "() => true"},
+				}},
+			}},
+			Reducer: reducer,
+		},
+		pimhook.FilterReducer{EventSlug: pimhook.AnyEventSlug, Reducer: json.RawMessage(`{"fields":["id"]}`)},
+	)
+	w.UpdatedAt = at(10)
+	if err := s.UpdateWebhook(ctx, w); err != nil {
+		t.Fatalf("update webhook: %v", err)
+	}
+	got, err := s.Webhook(ctx, c.ID, w.ID)
+	if err != nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	wantSame(t, "webhook with filters", w, got)
+	if string(got.FilterReducers[0].Reducer) != string(reducer) {
+		t.Errorf("reducer changed: %s, want %s", got.FilterReducers[0].Reducer, reducer)
+	}
+
+	created := *w
+	created.ID, created.CreatedAt = pimhook.NewID(pimhook.PrefixWebhook, base), at(2)
+	if err := s.CreateWebhook(ctx, &created); err != nil {
+		t.Fatalf("create webhook with filters: %v", err)
+	}
+	ws, err := s.Webhooks(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("webhooks: %v", err)
+	}
+	wantSame(t, "webhooks with filters", []*pimhook.Webhook{w, &created}, ws)
+
+	// An update replaces the whole list.
+	w.FilterReducers = filterReducers(t, pimhook.FilterReducer{EventSlug: "brands.deleted", Filter: &pimhook.Filter{Query: "$.id"}})
+	w.UpdatedAt = at(20)
+	if err := s.UpdateWebhook(ctx, w); err != nil {
+		t.Fatalf("update webhook: %v", err)
+	}
+	got, err = s.Webhook(ctx, c.ID, w.ID)
+	if err != nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	wantSame(t, "webhook with its filters replaced", w, got)
+	if got.FilterReducers[0].Reducer != nil {
+		t.Errorf("filter without a reducer came back with reducer %s", got.FilterReducers[0].Reducer)
+	}
+
+	w.FilterReducers = nil
+	if err := s.UpdateWebhook(ctx, w); err != nil {
+		t.Fatalf("update webhook: %v", err)
+	}
+	if got, err := s.Webhook(ctx, c.ID, w.ID); err != nil || got.FilterReducers == nil || len(got.FilterReducers) != 0 {
+		t.Errorf("webhook with its filters removed: %+v, %v; want an empty, non-nil list", got, err)
+	}
+	if got, err := s.Webhook(ctx, c.ID, created.ID); err != nil || len(got.FilterReducers) != 2 {
+		t.Errorf("the other webhook after an update: %+v, %v", got, err)
 	}
 }

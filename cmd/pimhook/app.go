@@ -13,8 +13,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/pimhook/pimhook"
 	"github.com/pimhook/pimhook/dispatch"
+	"github.com/pimhook/pimhook/filter"
 	"github.com/pimhook/pimhook/graphql"
 	pimhttp "github.com/pimhook/pimhook/http"
 	"github.com/pimhook/pimhook/sqlite"
@@ -35,9 +40,10 @@ type Main struct {
 	Server     *http.Server
 	Listener   net.Listener
 
-	stderr io.Writer
-	served chan error
-	unlock func()
+	stderr  io.Writer
+	served  chan error
+	unlock  func()
+	filters *filter.Engine
 }
 
 // NewMain returns a Main that logs to stderr.
@@ -61,6 +67,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Catalog = dispatch.NewCatalog(s)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.filters = filter.New(filter.Config{Timeout: m.Config.FilterTimeout, MaxMemory: m.Config.FilterMemory})
 	guard := dispatch.NewGuard(m.Config.AllowTargets)
 	m.Dispatcher, err = dispatch.New(dispatch.Config{
 		Catalog:       m.Catalog,
@@ -70,6 +79,9 @@ func (m *Main) Run(ctx context.Context) error {
 		SharedWorkers: m.Config.SharedWorkers,
 		TypeWorkers:   m.Config.TypeWorkers,
 		DrainTimeout:  m.Config.DrainTimeout,
+		Filters:       m.filters,
+		Metrics:       dispatch.NewMetrics(reg),
+		DisableAfter:  m.Config.DisableAfter,
 	})
 	if err != nil {
 		return err
@@ -77,16 +89,23 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.Dispatcher.Start(ctx); err != nil {
 		return err
 	}
+	reg.MustRegister(m.Dispatcher.Collector())
 	gql := graphql.NewHandler(graphql.Config{
 		Store:   m.Catalog,
 		Jobs:    m.Dispatcher,
 		Targets: guard,
+		Filters: m.Dispatcher.Filters(),
 		Logger:  m.Logger,
 	})
 	api := &pimhttp.Server{
 		Store:    m.Catalog,
 		Ingester: m.Dispatcher,
 		Jobs:     m.Dispatcher,
+		Bulk:     m.Dispatcher,
+		Operator: m.Dispatcher,
+		Ready:    m.Dispatcher.Ready,
+		Extra:    map[string]http.Handler{"GET /metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})},
+		Filters:  m.Dispatcher.Filters(),
 		Targets:  guard,
 		Logger:   m.Logger,
 		Authed:   map[string]http.Handler{"POST /graphql": gql, "GET /graphql": gql},
@@ -121,6 +140,9 @@ func (m *Main) Close() error {
 	}
 	if m.Dispatcher != nil {
 		errs = append(errs, m.Dispatcher.Stop(context.Background()))
+	}
+	if m.filters != nil {
+		m.filters.Close()
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())

@@ -25,6 +25,13 @@ type Config struct {
 	TypeWorkers   map[string]int
 	DrainTimeout  time.Duration
 	LogLevel      slog.Level
+	// FilterTimeout and FilterMemory bound one evaluation of a filter or
+	// reducer; zero means the filter package's defaults.
+	FilterTimeout time.Duration
+	FilterMemory  int64
+	// DisableAfter is how long a webhook may fail without a success before
+	// it is disabled; negative never.
+	DisableAfter time.Duration
 }
 
 func (c Config) dbPath() string { return filepath.Join(c.DataDir, "pimhook.db") }
@@ -42,6 +49,9 @@ func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
 		shared   = fs.String("shared-workers", env("PIMHOOK_SHARED_WORKERS", "32"), "size of the general shared worker pool (PIMHOOK_SHARED_WORKERS)")
 		types    = fs.String("type-workers", env("PIMHOOK_TYPE_WORKERS", ""), "shared pools per app type, e.g. shopware=8,magento=4 (PIMHOOK_TYPE_WORKERS)")
 		drain    = fs.String("drain-timeout", env("PIMHOOK_DRAIN_TIMEOUT", "10s"), "how long shutdown waits for in-flight deliveries (PIMHOOK_DRAIN_TIMEOUT)")
+		fTimeout = fs.String("filter-timeout", env("PIMHOOK_FILTER_TIMEOUT", "25ms"), "time budget of one filter or reducer evaluation (PIMHOOK_FILTER_TIMEOUT)")
+		fMemory  = fs.String("filter-memory-mb", env("PIMHOOK_FILTER_MEMORY_MB", "64"), "heap growth in MiB one filter evaluation may cause before it is stopped (PIMHOOK_FILTER_MEMORY_MB)")
+		disable  = fs.String("disable-after", env("PIMHOOK_DISABLE_AFTER", "120h"), "disable a webhook whose attempts all failed for this long; 0 never (PIMHOOK_DISABLE_AFTER)")
 		logLevel = fs.String("log-level", env("PIMHOOK_LOG_LEVEL", "info"), "debug, info, warn or error (PIMHOOK_LOG_LEVEL)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +74,20 @@ func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
 	if cfg.DrainTimeout, err = time.ParseDuration(*drain); err != nil || cfg.DrainTimeout <= 0 {
 		return Config{}, fmt.Errorf("--drain-timeout: want a duration such as 10s, got %q", *drain)
 	}
+	if cfg.FilterTimeout, err = time.ParseDuration(*fTimeout); err != nil || cfg.FilterTimeout <= 0 {
+		return Config{}, fmt.Errorf("--filter-timeout: want a duration such as 25ms, got %q", *fTimeout)
+	}
+	if cfg.DisableAfter, err = time.ParseDuration(*disable); err != nil || cfg.DisableAfter < 0 {
+		return Config{}, fmt.Errorf("--disable-after: want a duration such as 120h (0: never), got %q", *disable)
+	}
+	if cfg.DisableAfter == 0 {
+		cfg.DisableAfter = -1
+	}
+	mb, err := strconv.Atoi(*fMemory)
+	if err != nil || mb < 1 {
+		return Config{}, fmt.Errorf("--filter-memory-mb: want a positive number, got %q", *fMemory)
+	}
+	cfg.FilterMemory = int64(mb) << 20
 	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return Config{}, fmt.Errorf("--log-level: %w", err)
 	}

@@ -1,5 +1,7 @@
 // Command pimhook is the pimhook webhook dispatcher: `pimhook serve` runs the
-// server on an embedded SQLite file, `pimhook migrate` applies migrations.
+// server on an embedded SQLite file, `pimhook migrate` applies migrations,
+// the client commands (webhooks, events, deliveries, report) talk to a
+// running server, and `pimhook listen` receives deliveries for development.
 package main
 
 import (
@@ -34,6 +36,18 @@ Usage:
 
 Run "pimhook serve -h" for the flags; each flag is also an environment
 variable (PIMHOOK_LISTEN for --listen, and so on).
+
+Against a running server (--url, default $PIMHOOK_URL or http://127.0.0.1:8080;
+--key, default $PIMHOOK_API_KEY; --json prints the API's answers as they are):
+  pimhook webhooks list|create|delete    manage webhooks
+  pimhook events send                    post a test event
+  pimhook deliveries tail|redeliver      follow deliveries; queue one again
+  pimhook report                         response times per interval and per webhook
+
+For development:
+  pimhook listen --secret whsec_...      receive deliveries, verify and print them
+
+Run "pimhook <command> help" or "pimhook <command> <subcommand> -h" for more.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args, stderr)
 	case "migrate":
 		return migrate(ctx, args, stdout, stderr)
+	case "webhooks", "events", "deliveries", "report":
+		return runClientCommand(ctx, cmd, args, stdout, stderr)
+	case "listen":
+		return listenCommand(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

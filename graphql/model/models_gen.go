@@ -104,6 +104,16 @@ type DeliveryEdge struct {
 	Node   *Delivery `json:"node"`
 }
 
+// What a webhook does with one event: whether to send it, and in what shape.
+type FilterReducer struct {
+	// The event name (products.updated), or * for every event without its own.
+	EventSlug string `json:"eventSlug"`
+	// {query, condition, logic, conditions}; null for none.
+	FilterConfiguration json.RawMessage `json:"filterConfiguration,omitempty"`
+	// The reducer object; null for none.
+	ReducerConfiguration json.RawMessage `json:"reducerConfiguration,omitempty"`
+}
+
 // One custom request header.
 type Header struct {
 	Name  string `json:"name"`
@@ -203,9 +213,11 @@ type Webhook struct {
 	// Why pimhook disabled the webhook (a 410 Gone, say); null when enabled by the user.
 	DisabledReason *string `json:"disabledReason,omitempty"`
 	// The Standard Webhooks signing secret (whsec_...).
-	SigningSecret string    `json:"signingSecret"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	SigningSecret string `json:"signingSecret"`
+	// Filters and reducers, one per event slug.
+	FilterReducers []*FilterReducer `json:"filterReducers"`
+	CreatedAt      time.Time        `json:"createdAt"`
+	UpdatedAt      time.Time        `json:"updatedAt"`
 }
 
 // A job webhook as reference document 2 shows it.

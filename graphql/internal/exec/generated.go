@@ -94,6 +94,12 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	FilterReducer struct {
+		EventSlug            func(childComplexity int) int
+		FilterConfiguration  func(childComplexity int) int
+		ReducerConfiguration func(childComplexity int) int
+	}
+
 	Header struct {
 		Name  func(childComplexity int) int
 		Value func(childComplexity int) int
@@ -116,13 +122,14 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateApp     func(childComplexity int, input model.CreateAppInput) int
-		CreateWebhook func(childComplexity int, input model.CreateWebhookInput) int
-		DeleteApp     func(childComplexity int, id string) int
-		DeleteWebhook func(childComplexity int, id string) int
-		SaveWebhook   func(childComplexity int, url string, event pimhook.Action, fields []*string, jobID string) int
-		UpdateApp     func(childComplexity int, id string, input model.UpdateAppInput) int
-		UpdateWebhook func(childComplexity int, id string, input model.UpdateWebhookInput) int
+		CreateApp         func(childComplexity int, input model.CreateAppInput) int
+		CreateWebhook     func(childComplexity int, input model.CreateWebhookInput) int
+		DeleteApp         func(childComplexity int, id string) int
+		DeleteWebhook     func(childComplexity int, id string) int
+		SaveFilterReducer func(childComplexity int, webhookID string, eventSlug string, filterConfiguration json.RawMessage, reducerConfiguration json.RawMessage) int
+		SaveWebhook       func(childComplexity int, url string, event pimhook.Action, fields []*string, jobID string) int
+		UpdateApp         func(childComplexity int, id string, input model.UpdateAppInput) int
+		UpdateWebhook     func(childComplexity int, id string, input model.UpdateWebhookInput) int
 	}
 
 	PageInfo struct {
@@ -152,6 +159,7 @@ type ComplexityRoot struct {
 		EntityTypes          func(childComplexity int) int
 		Events               func(childComplexity int) int
 		Fields               func(childComplexity int) int
+		FilterReducers       func(childComplexity int) int
 		Format               func(childComplexity int) int
 		Headers              func(childComplexity int) int
 		ID                   func(childComplexity int) int
@@ -195,6 +203,7 @@ type MutationResolver interface {
 	DeleteApp(ctx context.Context, id string) (bool, error)
 	CreateWebhook(ctx context.Context, input model.CreateWebhookInput) (*model.Webhook, error)
 	UpdateWebhook(ctx context.Context, id string, input model.UpdateWebhookInput) (*model.Webhook, error)
+	SaveFilterReducer(ctx context.Context, webhookID string, eventSlug string, filterConfiguration json.RawMessage, reducerConfiguration json.RawMessage) (*model.Webhook, error)
 }
 type QueryResolver interface {
 	GetWebhooks(ctx context.Context) ([]*model.WebhookSchema, error)
@@ -455,6 +464,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeliveryEdge.Node(childComplexity), true
 
+	case "FilterReducer.eventSlug":
+		if e.ComplexityRoot.FilterReducer.EventSlug == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterReducer.EventSlug(childComplexity), true
+	case "FilterReducer.filterConfiguration":
+		if e.ComplexityRoot.FilterReducer.FilterConfiguration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterReducer.FilterConfiguration(childComplexity), true
+	case "FilterReducer.reducerConfiguration":
+		if e.ComplexityRoot.FilterReducer.ReducerConfiguration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FilterReducer.ReducerConfiguration(childComplexity), true
+
 	case "Header.name":
 		if e.ComplexityRoot.Header.Name == nil {
 			break
@@ -591,6 +619,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteWebhook(childComplexity, args["id"].(string)), true
+	case "Mutation.saveFilterReducer":
+		if e.ComplexityRoot.Mutation.SaveFilterReducer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_saveFilterReducer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SaveFilterReducer(childComplexity, args["webhookID"].(string), args["eventSlug"].(string), args["filterConfiguration"].(json.RawMessage), args["reducerConfiguration"].(json.RawMessage)), true
 	case "Mutation.saveWebhook":
 		if e.ComplexityRoot.Mutation.SaveWebhook == nil {
 			break
@@ -773,6 +812,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Webhook.Fields(childComplexity), true
+	case "Webhook.filterReducers":
+		if e.ComplexityRoot.Webhook.FilterReducers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Webhook.FilterReducers(childComplexity), true
 	case "Webhook.format":
 		if e.ComplexityRoot.Webhook.Format == nil {
 			break
@@ -1228,6 +1273,25 @@ extend type Mutation {
   createWebhook(input: CreateWebhookInput!): Webhook!
   "Changes the fields present in input and nothing else."
   updateWebhook(id: ID!, input: UpdateWebhookInput!): Webhook!
+  """
+  Saves the filter and reducer a webhook applies to one event, as PUT
+  /v1/webhooks/{id}/filter_reducer does (reference document 5). eventSlug is
+  the event name (products.updated) or * for every event without its own.
+  With neither filterConfiguration nor reducerConfiguration, the event's
+  configuration is removed. Errors name the input (filterConfiguration.
+  conditions[0].condition) with the position of a JavaScript syntax error.
+  """
+  saveFilterReducer(
+    webhookID: ID!
+    eventSlug: String!
+    "{query, condition, logic, conditions}: see docs/filters.md."
+    filterConfiguration: JSON
+    """
+    A JSON object whose "$..." strings are JSONPath queries. GraphQL input
+    objects carry no key order, so the reduced body's keys are sorted.
+    """
+    reducerConfiguration: JSON
+  ): Webhook!
 }
 
 "A subscription of an app: where to send, what it wants, how to send it and how hard to try."
@@ -1264,6 +1328,8 @@ type Webhook {
   disabledReason: String
   "The Standard Webhooks signing secret (whsec_...)."
   signingSecret: String!
+  "Filters and reducers, one per event slug."
+  filterReducers: [FilterReducer!]!
   createdAt: Time!
   updatedAt: Time!
 }
@@ -1347,6 +1413,16 @@ input UpdateWebhookInput {
   timeoutMS: Int
   "Setting it clears disabledReason."
   enabled: Boolean
+}
+
+"What a webhook does with one event: whether to send it, and in what shape."
+type FilterReducer {
+  "The event name (products.updated), or * for every event without its own."
+  eventSlug: String!
+  "{query, condition, logic, conditions}; null for none."
+  filterConfiguration: JSON
+  "The reducer object; null for none."
+  reducerConfiguration: JSON
 }
 `, BuiltIn: false},
 }
@@ -1460,6 +1536,18 @@ func (ec *executionContext) childFields_DeliveryEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type DeliveryEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_FilterReducer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "eventSlug":
+		return ec.fieldContext_FilterReducer_eventSlug(ctx, field)
+	case "filterConfiguration":
+		return ec.fieldContext_FilterReducer_filterConfiguration(ctx, field)
+	case "reducerConfiguration":
+		return ec.fieldContext_FilterReducer_reducerConfiguration(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FilterReducer", field.Name)
+}
+
 func (ec *executionContext) childFields_Header(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "name":
@@ -1554,6 +1642,8 @@ func (ec *executionContext) childFields_Webhook(ctx context.Context, field graph
 		return ec.fieldContext_Webhook_disabledReason(ctx, field)
 	case "signingSecret":
 		return ec.fieldContext_Webhook_signingSecret(ctx, field)
+	case "filterReducers":
+		return ec.fieldContext_Webhook_filterReducers(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Webhook_createdAt(ctx, field)
 	case "updatedAt":
@@ -1747,6 +1837,44 @@ func (ec *executionContext) field_Mutation_deleteWebhook_args(ctx context.Contex
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_saveFilterReducer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "webhookID",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["webhookID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "eventSlug",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["eventSlug"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filterConfiguration",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filterConfiguration"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "reducerConfiguration",
+		func(ctx context.Context, v any) (json.RawMessage, error) {
+			return ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reducerConfiguration"] = arg3
 	return args, nil
 }
 
@@ -2952,6 +3080,75 @@ func (ec *executionContext) fieldContext_DeliveryEdge_node(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _FilterReducer_eventSlug(ctx context.Context, field graphql.CollectedField, obj *model.FilterReducer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterReducer_eventSlug(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventSlug, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FilterReducer_eventSlug(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FilterReducer", field, false, false, "String")
+}
+
+func (ec *executionContext) _FilterReducer_filterConfiguration(ctx context.Context, field graphql.CollectedField, obj *model.FilterReducer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterReducer_filterConfiguration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterConfiguration, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalOJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FilterReducer_filterConfiguration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FilterReducer", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _FilterReducer_reducerConfiguration(ctx context.Context, field graphql.CollectedField, obj *model.FilterReducer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FilterReducer_reducerConfiguration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReducerConfiguration, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+			return ec.marshalOJSON2encodingᚋjsonᚐRawMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FilterReducer_reducerConfiguration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FilterReducer", field, false, false, "JSON")
+}
+
 func (ec *executionContext) _Header_name(ctx context.Context, field graphql.CollectedField, obj *model.Header) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3599,6 +3796,50 @@ func (ec *executionContext) fieldContext_Mutation_updateWebhook(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateWebhook_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_saveFilterReducer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_saveFilterReducer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SaveFilterReducer(ctx, fc.Args["webhookID"].(string), fc.Args["eventSlug"].(string), fc.Args["filterConfiguration"].(json.RawMessage), fc.Args["reducerConfiguration"].(json.RawMessage))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Webhook) graphql.Marshaler {
+			return ec.marshalNWebhook2ᚖgithubᚗcomᚋpimhookᚋpimhookᚋgraphqlᚋmodelᚐWebhook(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_saveFilterReducer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Webhook(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_saveFilterReducer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4519,6 +4760,38 @@ func (ec *executionContext) _Webhook_signingSecret(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Webhook_signingSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Webhook", field, false, false, "String")
+}
+
+func (ec *executionContext) _Webhook_filterReducers(ctx context.Context, field graphql.CollectedField, obj *model.Webhook) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Webhook_filterReducers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterReducers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FilterReducer) graphql.Marshaler {
+			return ec.marshalNFilterReducer2ᚕᚖgithubᚗcomᚋpimhookᚋpimhookᚋgraphqlᚋmodelᚐFilterReducerᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Webhook_filterReducers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Webhook",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FilterReducer(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Webhook_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Webhook) (ret graphql.Marshaler) {
@@ -6546,6 +6819,49 @@ func (ec *executionContext) _DeliveryEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var filterReducerImplementors = []string{"FilterReducer"}
+
+func (ec *executionContext) _FilterReducer(ctx context.Context, sel ast.SelectionSet, obj *model.FilterReducer) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, filterReducerImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FilterReducer")
+		case "eventSlug":
+			out.Values[i] = ec._FilterReducer_eventSlug(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filterConfiguration":
+			out.Values[i] = ec._FilterReducer_filterConfiguration(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reducerConfiguration":
+			out.Values[i] = ec._FilterReducer_reducerConfiguration(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var headerImplementors = []string{"Header"}
 
 func (ec *executionContext) _Header(ctx context.Context, sel ast.SelectionSet, obj *model.Header) graphql.Marshaler {
@@ -6741,6 +7057,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updateWebhook":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateWebhook(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "saveFilterReducer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_saveFilterReducer(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7007,6 +7330,11 @@ func (ec *executionContext) _Webhook(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "signingSecret":
 			out.Values[i] = ec._Webhook_signingSecret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "filterReducers":
+			out.Values[i] = ec._Webhook_filterReducers(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -7635,6 +7963,30 @@ var (
 		pimhook.DeliverySkipped:   "SKIPPED",
 	}
 )
+
+func (ec *executionContext) marshalNFilterReducer2ᚕᚖgithubᚗcomᚋpimhookᚋpimhookᚋgraphqlᚋmodelᚐFilterReducerᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FilterReducer) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFilterReducer2ᚖgithubᚗcomᚋpimhookᚋpimhookᚋgraphqlᚋmodelᚐFilterReducer(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFilterReducer2ᚖgithubᚗcomᚋpimhookᚋpimhookᚋgraphqlᚋmodelᚐFilterReducer(ctx context.Context, sel ast.SelectionSet, v *model.FilterReducer) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FilterReducer!")
+		return graphql.Null
+	}
+	return ec._FilterReducer(ctx, sel, v)
+}
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
 	res, err := graphql.UnmarshalFloatContext(ctx, v)
