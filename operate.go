@@ -50,6 +50,14 @@ type OperateStore interface {
 	// QueueStats returns, for every app with pending deliveries, how many
 	// there are and when the oldest of them was created.
 	QueueStats(ctx context.Context) ([]AppQueue, error)
+
+	// Prune deletes what the retention setting no longer keeps: final
+	// (succeeded, failed, skipped) deliveries that finished before
+	// before, with their attempts, and error-log entries that occurred
+	// before it. Pending deliveries are never deleted. It deletes in
+	// bounded batches, so that it never holds the store long, and returns
+	// how many deliveries it deleted.
+	Prune(ctx context.Context, before time.Time) (int, error)
 }
 
 // AttemptFilter selects the attempts of a report.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,14 @@ type Config struct {
 	// it is disabled. Zero means pimhook.DefaultDisableAfter; negative
 	// never disables.
 	DisableAfter time.Duration
+	// Leaser, when set, makes the dispatcher one node of a cluster that
+	// shares the store: apps are served under leases (see lease.go).
+	Leaser pimhook.Leaser
+	// Node names this node in leases; default the host name and process ID.
+	Node string
+	// LeaseTTL is how long an app lease lasts unrenewed: how soon the apps
+	// of a dead node are taken over. Default pimhook.DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// Filters runs webhooks' filters and reducers at fan-out and bulk
 	// operation filters; nil means an engine with default limits, owned
 	// (and closed) by the dispatcher.
@@ -77,6 +86,13 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = pimhook.DefaultLeaseTTL
+	}
+	if c.Node == "" {
+		host, _ := os.Hostname()
+		c.Node = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), pimhook.NewID("n", time.Now())[len("n_")+10:])
 	}
 	if c.DisableAfter == 0 {
 		c.DisableAfter = pimhook.DefaultDisableAfter
@@ -157,6 +173,10 @@ type appState struct {
 	state appRun
 	dirty bool        // work arrived while running: look again before going idle
 	stop  func() bool // cancels the retry timer of a waiting app
+	// lease is the app's lease in cluster mode, nil when not held;
+	// leaseUntil is when it ends by this node's clock.
+	lease      *pimhook.Lease
+	leaseUntil time.Time
 }
 
 type appRun int
@@ -225,6 +245,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dispatch: start: %w", err)
 	}
+	if d.cfg.Leaser != nil {
+		if err := d.watchWork(d.sendCtx); err != nil {
+			return fmt.Errorf("dispatch: start: %w", err)
+		}
+	}
 	for _, id := range ids {
 		d.Notify(id)
 	}
@@ -259,6 +284,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	}
 	d.cancelSend() // ends attempts still in flight, if any
 	<-done
+	d.releaseAll()
 	d.client.CloseIdleConnections()
 	if d.ownFilters {
 		d.cfg.Filters.Close()
@@ -360,6 +386,10 @@ func (d *Dispatcher) work(p *pool) {
 		switch {
 		case d.stopping:
 			st.state = appIdle
+		case next == serveLost:
+			// Another node serves the app; it will hear of new work too.
+			st.state, st.dirty = appIdle, false
+			delete(d.apps, st.id)
 		case next == serveWait:
 			st.state = appWaiting
 			st.stop = d.clock.AfterFunc(wait, func() { d.wake(st) })
@@ -398,6 +428,7 @@ const (
 	serveIdle serveResult = iota // the queue is empty
 	serveMore                    // the turn is over but work remains
 	serveWait                    // the head delivery waits for a retry
+	serveLost                    // another node holds the app's lease
 )
 
 // storeRetry is how long an app waits after the store failed it.
@@ -408,6 +439,9 @@ func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
 	ctx, appID := d.sendCtx, st.id
 	sent := 0
 	for {
+		if _, ok := d.ensureLease(ctx, st, 0); !ok {
+			return serveLost, 0
+		}
 		batch, err := d.store.PendingDeliveries(ctx, appID, 0, d.cfg.BatchSize)
 		if err != nil {
 			d.log.Error("read app queue", attrApp, appID, attrError, err)
@@ -421,6 +455,7 @@ func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
 			if dirty {
 				continue
 			}
+			d.releaseLease(st)
 			return serveIdle, 0
 		}
 		for _, dl := range batch {
@@ -433,7 +468,14 @@ func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
 			if wait := dl.NextAttemptAt.Sub(d.clock.Now()); wait > 0 {
 				return serveWait, wait
 			}
-			retry, err := d.attempt(ctx, dl)
+			retry, err := d.attempt(ctx, st, dl)
+			if errors.Is(err, errLeaseLost) || pimhook.ErrorCode(err) == pimhook.CodeLeaseLost {
+				d.log.Warn("app lease lost", attrApp, appID, attrDelivery, dl.ID)
+				d.mu.Lock()
+				st.lease = nil
+				d.mu.Unlock()
+				return serveLost, 0
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					d.log.Error("record attempt", attrApp, appID, attrDelivery, dl.ID, attrError, err)
@@ -456,7 +498,7 @@ func (d *Dispatcher) isStopping() bool {
 
 // attempt makes one attempt of dl and records it. retry reports that dl is
 // still pending (its NextAttemptAt says when to try again).
-func (d *Dispatcher) attempt(ctx context.Context, dl *pimhook.Delivery) (retry bool, err error) {
+func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Delivery) (retry bool, err error) {
 	w, err := d.cat.webhook(ctx, dl.CompanyID, dl.WebhookID)
 	if pimhook.IsNotFound(err) {
 		return false, d.skip(ctx, dl, skippedDeleted)
@@ -472,6 +514,16 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *pimhook.Delivery) (retry b
 		return false, err
 	}
 
+	timeout := w.EffectiveTimeout(co.Preferences)
+	if d.cfg.Leaser != nil {
+		// The attempt must end while the lease is held, and its record is
+		// written under it.
+		l, ok := d.ensureLease(ctx, st, timeout)
+		if !ok {
+			return false, errLeaseLost
+		}
+		ctx = pimhook.WithLease(ctx, l)
+	}
 	n := dl.Attempts + 1
 	start := d.clock.Now()
 	resp := d.client.Send(ctx, Request{
@@ -480,7 +532,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *pimhook.Delivery) (retry b
 		Body:      withAttempt(dl.Payload, n),
 		Secrets:   []string{w.Secret},
 		Headers:   w.Headers,
-		Timeout:   w.EffectiveTimeout(co.Preferences),
+		Timeout:   timeout,
 		Timestamp: start,
 	})
 	if ctx.Err() != nil {

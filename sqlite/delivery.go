@@ -133,7 +133,8 @@ func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq in
 // RecordAttempt stores an attempt of d and d's new state in one write, with
 // the failing time of d's webhook, and for a failed attempt an entry of the
 // error log. A nil attempt updates d only, for a delivery that ended
-// without a request.
+// without a request. It ignores a lease in ctx (pimhook.WithLease): one
+// process serves a SQLite store, so no other node can have taken the app.
 func (s *Store) RecordAttempt(ctx context.Context, d *pimhook.Delivery, a *pimhook.Attempt) error {
 	if a != nil && a.DeliveryID != "" && a.DeliveryID != d.ID {
 		return fmt.Errorf("record attempt: %w", pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation,

@@ -197,3 +197,79 @@ func (s *Store) QueueStats(ctx context.Context) ([]pimhook.AppQueue, error) {
 	}
 	return qs, nil
 }
+
+// pruneBatch is how many deliveries, or error-log entries, Prune deletes
+// per write.
+const pruneBatch = 5000
+
+// Prune deletes the final deliveries that finished before before, with
+// their attempts and payloads, and the error-log entries that occurred
+// before it, and returns how many deliveries it deleted. Pending
+// deliveries stay. Each write deletes up to pruneBatch rows, so the other
+// writes go on between them.
+//
+// No index orders the history by time: each kind of row is walked once in
+// rowid order, each write going on from where the last one stopped, so a
+// call reads the history once, whatever it deletes.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	cutoff := unixNano(before)
+	total := 0
+	for after := int64(0); ; {
+		var n int
+		err := s.w.do(ctx, func(tx *wtx) error {
+			var last sql.NullInt64
+			if err := tx.queryRow(`SELECT MAX(seq), COUNT(*) FROM (SELECT seq FROM deliveries
+				WHERE seq > ?1 AND status <> 'pending' AND finished_at < ?2 ORDER BY seq LIMIT ?3)`,
+				after, cutoff, pruneBatch).Scan(&last, &n); err != nil || n == 0 {
+				return err
+			}
+			// A job delivery's payload is in delivery_payloads, under the
+			// ID of the staged delivery it came from: no other delivery
+			// shares it.
+			for _, q := range []string{
+				`DELETE FROM delivery_payloads WHERE id IN (SELECT payload_id FROM deliveries
+					WHERE seq > ?1 AND seq <= ?2 AND status <> 'pending' AND finished_at < ?3 AND payload_id IS NOT NULL)`,
+				`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries
+					WHERE seq > ?1 AND seq <= ?2 AND status <> 'pending' AND finished_at < ?3)`,
+				`DELETE FROM deliveries WHERE seq > ?1 AND seq <= ?2 AND status <> 'pending' AND finished_at < ?3`,
+			} {
+				if _, err := tx.exec(q, after, last.Int64, cutoff); err != nil {
+					return err
+				}
+			}
+			after = last.Int64
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune deliveries: %w", err)
+		}
+		total += n
+		if n < pruneBatch {
+			break
+		}
+	}
+	for after := int64(0); ; {
+		var n int
+		err := s.w.do(ctx, func(tx *wtx) error {
+			var last sql.NullInt64
+			if err := tx.queryRow(`SELECT MAX(rowid), COUNT(*) FROM (SELECT rowid FROM error_log
+				WHERE rowid > ?1 AND occurred_at < ?2 ORDER BY rowid LIMIT ?3)`,
+				after, cutoff, pruneBatch).Scan(&last, &n); err != nil || n == 0 {
+				return err
+			}
+			if _, err := tx.exec(`DELETE FROM error_log WHERE rowid > ?1 AND rowid <= ?2 AND occurred_at < ?3`,
+				after, last.Int64, cutoff); err != nil {
+				return err
+			}
+			after = last.Int64
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune error log: %w", err)
+		}
+		if n < pruneBatch {
+			break
+		}
+	}
+	return total, nil
+}

@@ -22,6 +22,7 @@ var operateCases = []testCase{
 	{"AttemptsBetween", testAttemptsBetween},
 	{"AttemptsManyPages", testAttemptsManyPages},
 	{"QueueStats", testQueueStats},
+	{"Prune", testPrune},
 }
 
 func storedDelivery(t *testing.T, s pimhook.Store, companyID, id string) *pimhook.Delivery {
@@ -617,4 +618,65 @@ func testQueueStats(t *testing.T, s pimhook.Store) {
 		pimhook.AppQueue{AppID: x.b.ID, Pending: 1, Oldest: at(12)},
 		pimhook.AppQueue{AppID: otherApp.ID, Pending: 1, Oldest: at(5)},
 	), queueStats(t, s))
+}
+
+// testPrune: Prune deletes the final deliveries that finished before the
+// cutoff, with their attempts, and the error-log entries older than it;
+// pending deliveries and recent final ones stay, attempts and all.
+func testPrune(t *testing.T, s pimhook.Store) {
+	ctx := t.Context()
+	x := setupIngest(t, s)
+	tr := newTracker()
+	for i := range 4 {
+		ingest(t, s, x.c.ID, tr.fanOut(x.targets()...), event(x.c.ID, fmt.Sprint("p", i), pimhook.ActionCreated, `{}`, at(i)))
+	}
+	qa, qb := pending(t, s, x.a.ID, 10), pending(t, s, x.b.ID, 10)
+	if len(qa) != 4 || len(qb) != 4 {
+		t.Fatalf("queues of %d and %d deliveries, want 4 each", len(qa), len(qb))
+	}
+	oldSucceeded, oldFailed, recent, retrying := qa[0], qa[1], qa[2], qa[3]
+	finish(t, s, oldSucceeded, pimhook.DeliverySucceeded, at(10))
+	finish(t, s, oldFailed, pimhook.DeliveryPending, at(11)) // an error-log entry at 11
+	finish(t, s, oldFailed, pimhook.DeliveryFailed, at(12))  // and one at 12
+	finish(t, s, recent, pimhook.DeliverySucceeded, at(100))
+	finish(t, s, retrying, pimhook.DeliveryPending, at(13)) // pending, with an old attempt
+	oldSkipped, lateRetry := qb[0], qb[1]
+	finish(t, s, oldSkipped, pimhook.DeliverySkipped, at(10))
+	finish(t, s, lateRetry, pimhook.DeliveryPending, at(60)) // an error-log entry at 60
+
+	n, err := s.Prune(ctx, at(50))
+	if err != nil {
+		t.Fatalf("prune: %v", err)
+	}
+	if n != 3 {
+		t.Errorf("prune deleted %d deliveries, want 3", n)
+	}
+	for _, d := range []*pimhook.Delivery{oldSucceeded, oldFailed, oldSkipped} {
+		_, err := s.Delivery(ctx, x.c.ID, d.ID)
+		wantError(t, "pruned delivery "+d.ID, err, pimhook.KindNotFound, pimhook.CodeDeliveryNotFound)
+		if as, err := s.Attempts(ctx, d.ID); err != nil || len(as) != 0 {
+			t.Errorf("attempts of pruned delivery %s: %d, %v; want none", d.ID, len(as), err)
+		}
+	}
+	for _, d := range []*pimhook.Delivery{recent, retrying, lateRetry, qb[2], qb[3]} {
+		wantSame(t, "kept delivery "+d.ID, d.Status, storedDelivery(t, s, x.c.ID, d.ID).Status)
+		if as, err := s.Attempts(ctx, d.ID); err != nil || len(as) != d.Attempts {
+			t.Errorf("attempts of kept delivery %s: %d, %v; want %d", d.ID, len(as), err, d.Attempts)
+		}
+	}
+	wantSame(t, "queue of app a after prune", []string{retrying.ID}, ids(pending(t, s, x.a.ID, 10)))
+	wantSame(t, "queue of app b after prune", []string{lateRetry.ID, qb[2].ID, qb[3].ID}, ids(pending(t, s, x.b.ID, 10)))
+	entries, err := s.ErrorLog(ctx, pimhook.ErrorLogFilter{CompanyID: x.c.ID, Limit: 100})
+	if err != nil {
+		t.Fatalf("error log: %v", err)
+	}
+	var kept []string
+	for _, e := range entries {
+		kept = append(kept, e.DeliveryID+" at "+e.OccurredAt.Sub(base).String())
+	}
+	wantSame(t, "error log after prune", []string{lateRetry.ID + " at 1m0s"}, kept)
+
+	if n, err := s.Prune(ctx, at(50)); err != nil || n != 0 {
+		t.Errorf("prune again: %d, %v; want 0", n, err)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pimhook/pimhook/filter"
 	"github.com/pimhook/pimhook/graphql"
 	pimhttp "github.com/pimhook/pimhook/http"
+	"github.com/pimhook/pimhook/postgres"
 	"github.com/pimhook/pimhook/sqlite"
 )
 
@@ -34,16 +35,17 @@ type Main struct {
 	Config Config
 	Logger *slog.Logger
 
-	Store      *sqlite.Store
+	Store      store
 	Catalog    *dispatch.Catalog
 	Dispatcher *dispatch.Dispatcher
 	Server     *http.Server
 	Listener   net.Listener
 
-	stderr  io.Writer
-	served  chan error
-	unlock  func()
-	filters *filter.Engine
+	stderr    io.Writer
+	served    chan error
+	unlock    func()
+	filters   *filter.Engine
+	stopPrune context.CancelFunc
 }
 
 // NewMain returns a Main that logs to stderr.
@@ -67,6 +69,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Catalog = dispatch.NewCatalog(s)
+	// On PostgreSQL every node shares the queues: apps are served under
+	// leases.
+	var leaser pimhook.Leaser
+	if l, ok := s.(pimhook.Leaser); ok && m.Config.Database != "" {
+		leaser = l
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.filters = filter.New(filter.Config{Timeout: m.Config.FilterTimeout, MaxMemory: m.Config.FilterMemory})
@@ -81,6 +89,8 @@ func (m *Main) Run(ctx context.Context) error {
 		DrainTimeout:  m.Config.DrainTimeout,
 		Filters:       m.filters,
 		Metrics:       dispatch.NewMetrics(reg),
+		Leaser:        leaser,
+		LeaseTTL:      m.Config.LeaseTTL,
 		DisableAfter:  m.Config.DisableAfter,
 	})
 	if err != nil {
@@ -120,6 +130,11 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	if m.Config.Retention > 0 {
+		pctx, cancel := context.WithCancel(context.Background())
+		m.stopPrune = cancel
+		go m.prune(pctx)
+	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.Server.Serve(m.Listener) }()
 	m.Logger.Info("pimhook listening", "addr", "http://"+m.Listener.Addr().String(), "data_dir", m.Config.DataDir)
@@ -138,6 +153,9 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.stopPrune != nil {
+		m.stopPrune()
+	}
 	if m.Dispatcher != nil {
 		errs = append(errs, m.Dispatcher.Stop(context.Background()))
 	}
@@ -151,6 +169,30 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
+// pruneEvery is how often the retention setting is applied.
+const pruneEvery = time.Hour
+
+// prune applies the retention setting now and every pruneEvery until ctx
+// ends. With several nodes each prunes; deleting twice is harmless.
+func (m *Main) prune(ctx context.Context) {
+	for {
+		n, err := m.Store.Prune(ctx, time.Now().Add(-m.Config.Retention))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			m.Logger.Error("apply retention", "err", err)
+		case n > 0:
+			m.Logger.Info("retention applied", "deliveries_deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pruneEvery):
+		}
+	}
+}
+
 // bootstrap creates the default company at first start, and makes sure the
 // configured API key opens it. With no key configured at first start, one is
 // generated and printed once; only its hash is stored.
@@ -159,10 +201,15 @@ func (m *Main) bootstrap(ctx context.Context) error {
 	created := false
 	if _, err := m.Store.Company(ctx, DefaultCompanyID); pimhook.IsNotFound(err) {
 		co := &pimhook.Company{ID: DefaultCompanyID, Name: "default", CreatedAt: now}
-		if err := m.Store.CreateCompany(ctx, co); err != nil {
+		err := m.Store.CreateCompany(ctx, co)
+		switch {
+		case pimhook.ErrorKind(err) == pimhook.KindConflict:
+			// Another node of the cluster made it first.
+		case err != nil:
 			return fmt.Errorf("create default company: %w", err)
+		default:
+			created = true
 		}
-		created = true
 	} else if err != nil {
 		return fmt.Errorf("read default company: %w", err)
 	}
@@ -184,16 +231,33 @@ func (m *Main) bootstrap(ctx context.Context) error {
 	}
 	k := &pimhook.APIKey{ID: pimhook.NewID(pimhook.PrefixAPIKey, now), CompanyID: DefaultCompanyID, Hash: pimhook.HashAPIKey(key), Prefix: pimhook.KeyPrefix(key), CreatedAt: now}
 	if err := m.Store.CreateAPIKey(ctx, k); err != nil {
+		// Another node of the cluster may have stored the same key.
+		if co, lerr := m.Store.CompanyByAPIKey(ctx, k.Hash); lerr == nil && co.ID == DefaultCompanyID {
+			return nil
+		}
 		return fmt.Errorf("store API key: %w", err)
 	}
 	return nil
 }
 
-// openStore locks the data directory and opens the store in it. The lock
+// store is what Main needs of a store: the storage contract and job runs.
+type store interface {
+	pimhook.Store
+	pimhook.JobStore
+}
+
+// openStore opens PostgreSQL when cfg.Database is set. Otherwise it locks the data directory and opens the store in it. The lock
 // keeps a second process off the same file: two dispatchers on one queue
 // would send every delivery twice, and in parallel. It is released by the
 // returned function, or by the kernel when the process dies.
-func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*sqlite.Store, func(), error) {
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store, func(), error) {
+	if cfg.Database != "" {
+		s, err := postgres.Open(ctx, cfg.Database, postgres.Options{Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return s, func() {}, nil
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}

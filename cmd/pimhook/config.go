@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pimhook/pimhook"
 	"github.com/pimhook/pimhook/dispatch"
 )
 
@@ -32,6 +33,15 @@ type Config struct {
 	// DisableAfter is how long a webhook may fail without a success before
 	// it is disabled; negative never.
 	DisableAfter time.Duration
+	// Database, a postgres:// URL, selects PostgreSQL instead of the
+	// embedded SQLite file; several nodes may share it.
+	Database string
+	// LeaseTTL is how long a node's claim on an app lasts unrenewed, with
+	// PostgreSQL: how soon a dead node's apps are taken over.
+	LeaseTTL time.Duration
+	// Retention is how long finished deliveries, their attempts and the
+	// error log are kept; zero keeps them forever.
+	Retention time.Duration
 }
 
 func (c Config) dbPath() string { return filepath.Join(c.DataDir, "pimhook.db") }
@@ -52,6 +62,9 @@ func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
 		fTimeout = fs.String("filter-timeout", env("PIMHOOK_FILTER_TIMEOUT", "25ms"), "time budget of one filter or reducer evaluation (PIMHOOK_FILTER_TIMEOUT)")
 		fMemory  = fs.String("filter-memory-mb", env("PIMHOOK_FILTER_MEMORY_MB", "64"), "heap growth in MiB one filter evaluation may cause before it is stopped (PIMHOOK_FILTER_MEMORY_MB)")
 		disable  = fs.String("disable-after", env("PIMHOOK_DISABLE_AFTER", "120h"), "disable a webhook whose attempts all failed for this long; 0 never (PIMHOOK_DISABLE_AFTER)")
+		database = fs.String("database", env("PIMHOOK_DATABASE", ""), "postgres:// URL of a PostgreSQL database several nodes share; default: SQLite in --data-dir (PIMHOOK_DATABASE)")
+		leaseTTL = fs.String("lease-ttl", env("PIMHOOK_LEASE_TTL", "10s"), "with --database: how long a node's claim on an app lasts unrenewed (PIMHOOK_LEASE_TTL)")
+		retain   = fs.String("retention", env("PIMHOOK_RETENTION", "720h"), "how long finished deliveries, their attempts and the error log are kept; 0 forever (PIMHOOK_RETENTION)")
 		logLevel = fs.String("log-level", env("PIMHOOK_LOG_LEVEL", "info"), "debug, info, warn or error (PIMHOOK_LOG_LEVEL)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -60,7 +73,10 @@ func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := Config{Listen: *listen, DataDir: *dataDir, APIKey: *apiKey}
+	cfg := Config{Listen: *listen, DataDir: *dataDir, APIKey: *apiKey, Database: *database}
+	if cfg.Database != "" && !strings.HasPrefix(cfg.Database, "postgres://") && !strings.HasPrefix(cfg.Database, "postgresql://") {
+		return Config{}, fmt.Errorf("--database: want a postgres:// URL")
+	}
 	var err error
 	if cfg.AllowTargets, err = dispatch.ParseCIDRs(*allow); err != nil {
 		return Config{}, fmt.Errorf("--allow-targets: %w", err)
@@ -76,6 +92,12 @@ func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
 	}
 	if cfg.FilterTimeout, err = time.ParseDuration(*fTimeout); err != nil || cfg.FilterTimeout <= 0 {
 		return Config{}, fmt.Errorf("--filter-timeout: want a duration such as 25ms, got %q", *fTimeout)
+	}
+	if cfg.Retention, err = time.ParseDuration(*retain); err != nil || cfg.Retention < 0 {
+		return Config{}, fmt.Errorf("--retention: want a duration such as 720h (0: forever), got %q", *retain)
+	}
+	if cfg.LeaseTTL, err = time.ParseDuration(*leaseTTL); err != nil || cfg.LeaseTTL < pimhook.MinLeaseTTL {
+		return Config{}, fmt.Errorf("--lease-ttl: want a duration of at least %s, got %q", pimhook.MinLeaseTTL, *leaseTTL)
 	}
 	if cfg.DisableAfter, err = time.ParseDuration(*disable); err != nil || cfg.DisableAfter < 0 {
 		return Config{}, fmt.Errorf("--disable-after: want a duration such as 120h (0: never), got %q", *disable)

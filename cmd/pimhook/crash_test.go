@@ -23,7 +23,7 @@ var (
 )
 
 // binary builds the pimhook binary once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "pimhook-bin-")
@@ -54,7 +54,7 @@ type proc struct {
 }
 
 // startProc starts `pimhook serve` on a random port and waits until it listens.
-func startProc(t *testing.T, dataDir string, extra ...string) *proc {
+func startProc(t testing.TB, dataDir string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--api-key", testKey, "--allow-targets", "127.0.0.0/8", "--drain-timeout", "5s"}, extra...)
 	cmd := exec.Command(binary(t), args...)

@@ -98,6 +98,10 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer unlock()
-	fmt.Fprintf(stdout, "migrated %s\n", cfg.dbPath())
+	where := cfg.dbPath()
+	if cfg.Database != "" {
+		where = "the PostgreSQL database"
+	}
+	fmt.Fprintf(stdout, "migrated %s\n", where)
 	return s.Close()
 }
