@@ -226,3 +226,36 @@ func postEventTimeout(base string, body []byte, timeout time.Duration) (int, err
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// TestMigratePostgres runs `pimhook migrate --database` twice on a fresh
+// schema: the first applies the migrations, the second finds nothing to do.
+func TestMigratePostgres(t *testing.T) {
+	t.Parallel()
+	db := clusterDatabase(t)
+	for range 2 {
+		var out, errs bytes.Buffer
+		if err := run(context.Background(), []string{"migrate", "--database", db}, &out, &errs); err != nil {
+			t.Fatalf("migrate: %v\n%s", err, errs.String())
+		}
+		if !strings.Contains(out.String(), "migrated the PostgreSQL database") {
+			t.Errorf("migrate said %q", out.String())
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n < 2 {
+		t.Errorf("schema_migrations holds %d rows (%v), want every migration", n, err)
+	}
+	var leases bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('app_leases') IS NOT NULL").Scan(&leases); err != nil || !leases {
+		t.Errorf("app_leases missing after migrate (%v)", err)
+	}
+	if err := run(context.Background(), []string{"migrate", "--database", "mysql://x"}, io.Discard, io.Discard); err == nil {
+		t.Error("migrate took a database URL that is not postgres://")
+	}
+}
