@@ -27,6 +27,8 @@ type Catalog struct {
 	apps      map[string]*pimhook.App     // id -> app
 	hooks     map[string]*companyWebhooks // company id -> webhooks
 	gen       uint64                      // bumped by every invalidation, so a stale load is not cached
+	// uncached reads every lookup from the store: see NewClusterCatalog.
+	uncached bool
 }
 
 type companyWebhooks struct {
@@ -47,6 +49,17 @@ func NewCatalog(s pimhook.Store) *Catalog {
 	}
 }
 
+// NewClusterCatalog returns a Catalog in front of s that caches nothing:
+// when several nodes share the store, a webhook, app or company one node
+// writes must count on every node at once, and a cache per process would
+// not know of the others' writes. Each ingest then reads the company's
+// webhooks and each attempt its webhook from the store.
+func NewClusterCatalog(s pimhook.Store) *Catalog {
+	c := NewCatalog(s)
+	c.uncached = true
+	return c
+}
+
 // CompanyByAPIKey returns the company of a key hash from the cache.
 func (c *Catalog) CompanyByAPIKey(ctx context.Context, hash string) (*pimhook.Company, error) {
 	co, err := readThrough(c, c.keys, hash, func() (*pimhook.Company, error) { return c.Store.CompanyByAPIKey(ctx, hash) })
@@ -60,6 +73,9 @@ func (c *Catalog) CompanyByAPIKey(ctx context.Context, hash string) (*pimhook.Co
 // readThrough returns m[key], loading and caching it on a miss. A load that
 // raced with an invalidation is returned but not cached.
 func readThrough[V any](c *Catalog, m map[string]V, key string, load func() (V, error)) (V, error) {
+	if c.uncached {
+		return load()
+	}
 	c.mu.RLock()
 	v, ok := m[key]
 	gen := c.gen
@@ -170,6 +186,9 @@ func (c *Catalog) Webhooks(ctx context.Context, companyID string) ([]*pimhook.We
 }
 
 func (c *Catalog) webhook(ctx context.Context, companyID, id string) (*pimhook.Webhook, error) {
+	if c.uncached {
+		return c.Store.Webhook(ctx, companyID, id)
+	}
 	cw, err := c.webhooks(ctx, companyID)
 	if err != nil {
 		return nil, err
@@ -216,8 +235,11 @@ func (c *Catalog) DisableWebhook(ctx context.Context, companyID, id, reason stri
 // DisableFailingWebhook writes through and drops the company's webhooks
 // from the cache.
 func (c *Catalog) DisableFailingWebhook(ctx context.Context, companyID, id string, failingFor time.Duration, now time.Time, reason string) (bool, error) {
-	defer c.invalidate(func() { delete(c.hooks, companyID) })
-	return c.Store.DisableFailingWebhook(ctx, companyID, id, failingFor, now, reason)
+	off, err := c.Store.DisableFailingWebhook(ctx, companyID, id, failingFor, now, reason)
+	if off || err != nil {
+		c.invalidate(func() { delete(c.hooks, companyID) })
+	}
+	return off, err
 }
 
 // DeleteWebhook writes through and drops the company's webhooks from the cache.
@@ -241,5 +263,28 @@ func cloneWebhook(w *pimhook.Webhook) *pimhook.Webhook {
 	cp.Events = slices.Clone(w.Events)
 	cp.Fields = slices.Clone(w.Fields)
 	cp.Headers = maps.Clone(w.Headers)
+	cp.FilterReducers = make([]pimhook.FilterReducer, len(w.FilterReducers))
+	for i, fr := range w.FilterReducers {
+		cp.FilterReducers[i] = pimhook.FilterReducer{EventSlug: fr.EventSlug, Filter: cloneFilter(fr.Filter), Reducer: slices.Clone(fr.Reducer)}
+	}
+	if w.FailingSince != nil {
+		t := *w.FailingSince
+		cp.FailingSince = &t
+	}
+	return &cp
+}
+
+func cloneFilter(f *pimhook.Filter) *pimhook.Filter {
+	if f == nil {
+		return nil
+	}
+	cp := *f
+	cp.Conditions = make([]*pimhook.Filter, len(f.Conditions))
+	for i, c := range f.Conditions {
+		cp.Conditions[i] = cloneFilter(c)
+	}
+	if f.Conditions == nil {
+		cp.Conditions = nil
+	}
 	return &cp
 }

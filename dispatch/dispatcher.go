@@ -241,14 +241,16 @@ func (d *Dispatcher) Filters() *filter.Engine { return d.cfg.Filters }
 
 // Start wakes every app that has pending deliveries in the store.
 func (d *Dispatcher) Start(ctx context.Context) error {
-	ids, err := d.store.PendingApps(ctx)
-	if err != nil {
-		return fmt.Errorf("dispatch: start: %w", err)
-	}
+	// In a cluster, listen first, so that no signal falls between the read
+	// of pending apps and the listening.
 	if d.cfg.Leaser != nil {
 		if err := d.watchWork(d.sendCtx); err != nil {
 			return fmt.Errorf("dispatch: start: %w", err)
 		}
+	}
+	ids, err := d.store.PendingApps(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatch: start: %w", err)
 	}
 	for _, id := range ids {
 		d.Notify(id)
@@ -439,7 +441,12 @@ func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
 	ctx, appID := d.sendCtx, st.id
 	sent := 0
 	for {
-		if _, ok := d.ensureLease(ctx, st, 0); !ok {
+		if _, _, ok, err := d.ensureLease(ctx, st, 0); err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("claim app", attrApp, appID, attrError, err)
+			}
+			return serveWait, storeRetry
+		} else if !ok {
 			return serveLost, 0
 		}
 		batch, err := d.store.PendingDeliveries(ctx, appID, 0, d.cfg.BatchSize)
@@ -499,6 +506,17 @@ func (d *Dispatcher) isStopping() bool {
 // attempt makes one attempt of dl and records it. retry reports that dl is
 // still pending (its NextAttemptAt says when to try again).
 func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Delivery) (retry bool, err error) {
+	// In a cluster every write, skips included, is made under the lease.
+	l, _, ok, err := d.ensureLease(ctx, st, 0)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, errLeaseLost
+	}
+	if d.cfg.Leaser != nil {
+		ctx = pimhook.WithLease(ctx, l)
+	}
 	w, err := d.cat.webhook(ctx, dl.CompanyID, dl.WebhookID)
 	if pimhook.IsNotFound(err) {
 		return false, d.skip(ctx, dl, skippedDeleted)
@@ -516,13 +534,22 @@ func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Deli
 
 	timeout := w.EffectiveTimeout(co.Preferences)
 	if d.cfg.Leaser != nil {
-		// The attempt must end while the lease is held, and its record is
-		// written under it.
-		l, ok := d.ensureLease(ctx, st, timeout)
+		// The attempt must end while the lease is held: a lease shorter
+		// than the timeout cuts the attempt at its end (a timeout).
+		l, until, ok, err := d.ensureLease(ctx, st, timeout)
+		if err != nil {
+			return false, err
+		}
 		if !ok {
 			return false, errLeaseLost
 		}
 		ctx = pimhook.WithLease(ctx, l)
+		if left := until.Sub(d.clock.Now()) - d.leaseMargin(); left < timeout {
+			timeout = left
+		}
+		if timeout <= 0 {
+			return false, errLeaseLost
+		}
 	}
 	n := dl.Attempts + 1
 	start := d.clock.Now()
@@ -545,7 +572,7 @@ func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Deli
 		StartedAt: start, Duration: resp.Duration, StatusCode: resp.StatusCode,
 	}
 	dl.Attempts, dl.LastStatusCode, dl.UpdatedAt = n, resp.StatusCode, now
-	ok := resp.Err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300
+	ok = resp.Err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300
 	var disable string
 	switch {
 	case ok:

@@ -87,6 +87,15 @@ func (s *shaper) run(key any, eval func() error) error {
 	err := eval()
 	if errors.Is(err, filter.ErrTimeout) || errors.Is(err, filter.ErrMemory) {
 		s.mu.Lock()
+		// Compiled filters the engine evicted never run again: sweep
+		// their ended entries now and then.
+		if len(s.tripped) >= 1024 {
+			for k, t := range s.tripped {
+				if now.After(t.until) {
+					delete(s.tripped, k)
+				}
+			}
+		}
 		s.tripped[key] = tripped{until: now.Add(tripCooldown), err: err}
 		s.mu.Unlock()
 	}

@@ -22,35 +22,38 @@ import (
 // errLeaseLost ends the serving of an app whose lease another node has.
 var errLeaseLost = errors.New("lease lost")
 
-// ensureLease makes sure st's lease is held and outlasts d; it claims or
-// renews it as needed. It reports false when another node has the app.
-func (d *Dispatcher) ensureLease(ctx context.Context, st *appState, need time.Duration) (pimhook.Lease, bool) {
+// ensureLease makes sure st's lease is held and, if it can, outlasts need;
+// it claims or renews it as needed. It returns when the lease ends by this
+// node's clock. ok is false when another node has the app; err is a store
+// failure, after which the lease is kept as it was.
+func (d *Dispatcher) ensureLease(ctx context.Context, st *appState, need time.Duration) (l pimhook.Lease, until time.Time, ok bool, err error) {
 	if d.cfg.Leaser == nil {
-		return pimhook.Lease{}, true
+		return pimhook.Lease{}, time.Time{}, true, nil
 	}
 	d.mu.Lock()
-	l, until := st.lease, st.leaseUntil
+	held, until := st.lease, st.leaseUntil
 	d.mu.Unlock()
-	if l != nil && d.clock.Now().Add(need+d.cfg.LeaseTTL/10).Before(until) {
-		return *l, true
+	if held != nil && d.clock.Now().Add(need+d.leaseMargin()).Before(until) {
+		return *held, until, true, nil
 	}
 	asked := d.clock.Now()
 	got, ok, err := d.cfg.Leaser.AcquireApp(ctx, st.id, d.cfg.Node, d.cfg.LeaseTTL)
 	if err != nil {
-		if ctx.Err() == nil {
-			d.log.Error("claim app", attrApp, st.id, attrError, err)
-		}
-		ok = false
+		return pimhook.Lease{}, time.Time{}, false, fmt.Errorf("claim app: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !ok {
 		st.lease = nil
-		return pimhook.Lease{}, false
+		return pimhook.Lease{}, time.Time{}, false, nil
 	}
 	st.lease, st.leaseUntil = &got, asked.Add(d.cfg.LeaseTTL)
-	return got, true
+	return got, st.leaseUntil, true, nil
 }
+
+// leaseMargin is how much of a lease is kept in reserve: an attempt ends
+// at least this long before the lease does, by this node's clock.
+func (d *Dispatcher) leaseMargin() time.Duration { return d.cfg.LeaseTTL / 10 }
 
 // releaseLease gives up st's lease, when it holds one.
 func (d *Dispatcher) releaseLease(st *appState) {

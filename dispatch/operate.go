@@ -51,7 +51,11 @@ func (d *Dispatcher) Recover(ctx context.Context, companyID, webhookID string, s
 	if len(found) == 0 {
 		return []*pimhook.Delivery{}, nil
 	}
-	slices.SortFunc(found, func(a, b *pimhook.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	// Original order: when they were made. Seq is no guide, since a
+	// redelivered delivery got a new one.
+	slices.SortFunc(found, func(a, b *pimhook.Delivery) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	ids := make([]string, len(found))
 	for i, dl := range found {
 		ids[i] = dl.ID

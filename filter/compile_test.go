@@ -80,7 +80,7 @@ func TestCheckFilter(t *testing.T) {
 		{"long query", &pimhook.Filter{Query: "$." + strings.Repeat("a", pimhook.MaxFilterQueryLen)}, ".query", "longer than"},
 		{"long condition", &pimhook.Filter{Condition: "(v) => " + strings.Repeat(" ", pimhook.MaxConditionLen) + "v"}, ".condition", "longer than"},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,7 +99,7 @@ func TestCheckFilter(t *testing.T) {
 // compiling runs no user code.
 func TestCheckFilterValid(t *testing.T) {
 	t.Parallel()
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	w := &pimhook.Webhook{FilterReducers: []pimhook.FilterReducer{
 		{EventSlug: "*", Filter: &pimhook.Filter{Query: "$.a", Condition: "(v) => { while (true) {} }"}},

@@ -23,7 +23,7 @@ func TestParse(t *testing.T) {
 		{`{"t": true, "f": false, "n": null, "e": [], "o": {}}`, `{"t":true,"f":false,"n":null,"e":[],"o":{}}`},
 		{`{"nested": [[[{"a": [{}]}]]]}`, `{"nested":[[[{"a":[{}]}]]]}`},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	r, err := e.Reducer(json.RawMessage(`{"r": "$"}`))
 	if err != nil {

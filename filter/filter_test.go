@@ -123,7 +123,7 @@ func TestMatch(t *testing.T) {
 			),
 		), false},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	doc := parse(t, shopPayload)
 	for _, tt := range tests {
@@ -170,7 +170,7 @@ func TestMatchValues(t *testing.T) {
 		{"$.dup", "(v) => v.k === 2 && Object.keys(v).length === 1"},
 		{"$.o", "(v) => !Object.isFrozen(v) && (v.added = 1) === 1"},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	doc := parse(t, payload)
 	for _, tt := range tests {
@@ -191,7 +191,7 @@ func TestMatchValues(t *testing.T) {
 // conditions, or later evaluations, see.
 func TestMatchFreshValues(t *testing.T) {
 	t.Parallel()
-	e := filter.New(filter.Config{Runtimes: 1, MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, Runtimes: 1, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	doc := parse(t, shopPayload)
 	mutate, err := e.Filter(&pimhook.Filter{Condition: "(e) => { e.data.price = 1; e.data.tags.length = 0; delete e.data.sku; return true }"})
@@ -236,7 +236,7 @@ func TestMatchErrors(t *testing.T) {
 		{"reference error", &pimhook.Filter{Condition: "(e) => undefinedVariable > 1"}, "condition threw ReferenceError: undefinedVariable is not defined"},
 		{"stack overflow", &pimhook.Filter{Condition: "function f(v) { return f(v) + 1 }"}, "condition exceeded the call stack limit of 256"},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	doc := parse(t, `{"data": {}}`)
 	for _, tt := range tests {
@@ -261,7 +261,7 @@ func TestMatchErrors(t *testing.T) {
 // the caller's filter alone.
 func TestFilterCache(t *testing.T) {
 	t.Parallel()
-	e := filter.New(filter.Config{Cache: 2, MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, Cache: 2, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	in := &pimhook.Filter{Logic: "or", Conditions: []*pimhook.Filter{{Query: "  $.a  "}, {Condition: " (v) => v "}}}
 	before, _ := json.Marshal(in)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pimhook/pimhook"
 	"github.com/pimhook/pimhook/filter"
@@ -35,3 +36,7 @@ func checkFieldError(t *testing.T, err error, code, field, msg string) {
 // noMemoryBudget is the MaxMemory of tests about anything else: the memory
 // budget counts the whole process's allocation, other tests' included.
 const noMemoryBudget = 1 << 40
+
+// testTimeout is the time budget of tests that do not test the budget: the
+// default 25ms is short for a shared machine running the race detector.
+const testTimeout = 10 * time.Second

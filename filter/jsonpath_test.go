@@ -204,7 +204,7 @@ func TestJSONPath(t *testing.T) {
 		{"whitespace", "$.store.books[?@.price > 10\n&&\n@.sale].title", `["Gamma","Delta"]`},
 		{"whitespace", "$.store.books[?length( @.tags ) == 3].title", `["Delta"]`},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	doc := parse(t, storePayload)
 	for _, tt := range tests {
@@ -276,7 +276,7 @@ func TestJSONPathInvalid(t *testing.T) {
 		{"$[?@.a in [1]]", ""},
 		{"$..*..", ""},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {

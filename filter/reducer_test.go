@@ -39,7 +39,7 @@ func TestApply(t *testing.T) {
 		{"empty reducer", `{}`, `{}`},
 		{"whitespace", " {\n\t\"a\" : \"$.data.sku\" ,\"b\":[ 1 , 2 ]\n} ", `{"a":"SHOE-42","b":[1,2]}`},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	doc := parse(t, payload)
 	for _, tt := range tests {
@@ -79,7 +79,7 @@ func TestCheckReducer(t *testing.T) {
 		{"odd key", `{"a b": {"c.d": "$["}}`, `reducer_configuration["a b"]["c.d"]`, "invalid JSONPath query"},
 		{"repeated key", `{"a": 1, "b": {"c": 1, "c": 2}}`, "reducer_configuration.b.c", `key "c" appears twice`},
 	}
-	e := filter.New(filter.Config{MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +98,7 @@ func TestCheckReducer(t *testing.T) {
 // memory budget fails with ErrMemory.
 func TestApplyLimits(t *testing.T) {
 	t.Parallel()
-	e := filter.New(filter.Config{MaxMemory: 64 << 10})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxMemory: 64 << 10})
 	t.Cleanup(e.Close)
 	doc := parse(t, `{"s": "`+strings.Repeat("x", 40<<10)+`"}`)
 	r, err := e.Reducer(json.RawMessage(`{"a": "$.s", "b": "$.s", "c": ["$..*"]}`))

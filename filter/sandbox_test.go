@@ -284,7 +284,7 @@ func TestSandboxUnderCaps(t *testing.T) {
 // runtime for another condition, or for another call of itself.
 func TestSandboxFrozen(t *testing.T) {
 	t.Parallel()
-	e := filter.New(filter.Config{Runtimes: 1, MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, Runtimes: 1, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	tamper := `(v) => {
 		const tries = [
@@ -418,7 +418,7 @@ func TestSandboxInterruptReuse(t *testing.T) {
 
 func TestSandboxStack(t *testing.T) {
 	t.Parallel()
-	e := filter.New(filter.Config{MaxStack: 64, MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: testTimeout, MaxStack: 64, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	for _, src := range []string{
 		"function f(v) { return f(v) }",

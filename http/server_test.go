@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env {
 		}
 	})
 	e := &env{t: t, store: store, ingester: &fakeIngester{}, logs: &lockedBuffer{}}
-	filters := filter.New(filter.Config{})
+	filters := filter.New(filter.Config{Timeout: 10 * time.Second})
 	t.Cleanup(filters.Close)
 	srv := &pimhttp.Server{
 		Store:    store,

@@ -69,6 +69,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Catalog = dispatch.NewCatalog(s)
+	if m.Config.Database != "" {
+		m.Catalog = dispatch.NewClusterCatalog(s)
+	}
 	// On PostgreSQL every node shares the queues: apps are served under
 	// leases.
 	var leaser pimhook.Leaser

@@ -26,6 +26,9 @@ func startMain(t *testing.T, mutate ...func(*Config)) *Main {
 		AllowTargets:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		SharedWorkers: 8,
 		DrainTimeout:  5 * time.Second,
+		// The default filter budget (25ms) is short for a shared machine
+		// running the race detector.
+		FilterTimeout: 10 * time.Second,
 	}
 	for _, f := range mutate {
 		f(&cfg)

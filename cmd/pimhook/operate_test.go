@@ -81,6 +81,17 @@ func TestRedeliverAndRecover(t *testing.T) {
 		c.must(http.StatusOK, "GET", "/v1/deliveries/"+d.ID, nil, &full)
 		ids[full.Payload.EntityID] = d.ID
 	}
+	// p1 is redelivered while the receiver still fails: it fails again,
+	// and its place at the queue's tail must not change its original order.
+	c.must(http.StatusAccepted, "POST", "/v1/deliveries/"+ids["p1"]+"/redeliver", nil, nil)
+	waitFor(t, "the failed redelivery of p1", 10*time.Second, func() bool {
+		var d struct {
+			Status   string        `json:"status"`
+			Attempts []attemptView `json:"attempts"`
+		}
+		c.must(http.StatusOK, "GET", "/v1/deliveries/"+ids["p1"], nil, &d)
+		return d.Status == "failed" && len(d.Attempts) == 2
+	})
 	failing.Store(false)
 
 	// Redeliver p3: it arrives with its own webhook-id.
