@@ -195,7 +195,7 @@ func TestSandboxCaps(t *testing.T) {
 		{"Function via constructor", `(v) => (() => 1).constructor("return 1")()`, "EvalError: Function is disabled"},
 		{"generator constructor", `(v) => Object.getPrototypeOf(function* () {}).constructor("yield 1")`, "is disabled"},
 	}
-	e := filter.New(filter.Config{Timeout: 5 * time.Second, MaxMemory: noMemoryBudget})
+	e := filter.New(filter.Config{Timeout: 30 * time.Second, MaxMemory: noMemoryBudget})
 	t.Cleanup(e.Close)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

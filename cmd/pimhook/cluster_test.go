@@ -131,9 +131,11 @@ func TestCluster(t *testing.T) {
 	// Each app's events are posted in order, one at a time, to the nodes in
 	// turn; a node that does not answer gets the same event again on the
 	// next one (the event id makes that safe).
-	var killed, stopped atomic.Bool
+	var killed, stopped, over atomic.Bool
 	var posted atomic.Int64
 	var wg sync.WaitGroup
+	// The posting goroutines end with the test, failed or not.
+	t.Cleanup(func() { over.Store(true); wg.Wait() })
 	for i := range apps {
 		wg.Add(1)
 		go func() {
@@ -144,6 +146,9 @@ func TestCluster(t *testing.T) {
 					"action": "created", "data": map[string]any{"seq": seq},
 				})
 				for try := 0; ; try++ {
+					if over.Load() {
+						return
+					}
 					n := nodes[(i+seq+try)%3]
 					if (n == nodes[0] && killed.Load()) || (n == nodes[1] && stopped.Load()) {
 						continue
@@ -152,7 +157,7 @@ func TestCluster(t *testing.T) {
 					if err == nil && status == http.StatusAccepted {
 						break
 					}
-					if try > 50 {
+					if try > 50 && !over.Load() {
 						t.Errorf("app %d event %d: no node accepted it: %d %v", i, seq, status, err)
 						return
 					}
@@ -161,13 +166,13 @@ func TestCluster(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "a third of the events posted", 60*time.Second, func() bool { return posted.Load() > apps*events/3 })
+	waitFor(t, "a third of the events posted", 240*time.Second, func() bool { return posted.Load() > apps*events/3 })
 	killed.Store(true)
 	if err := nodes[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-nodes[0].done
-	waitFor(t, "half of the events posted", 60*time.Second, func() bool { return posted.Load() > apps*events/2 })
+	waitFor(t, "half of the events posted", 240*time.Second, func() bool { return posted.Load() > apps*events/2 })
 	stopped.Store(true)
 	if err := nodes[1].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -182,7 +187,7 @@ func TestCluster(t *testing.T) {
 		return
 	}
 
-	waitFor(t, "every event delivered", 180*time.Second, func() bool {
+	waitFor(t, "every event delivered", 300*time.Second, func() bool {
 		for _, ar := range recv {
 			ar.mu.Lock()
 			n := len(ar.order)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,11 +192,13 @@ func TestFilterFailuresEndToEnd(t *testing.T) {
 	if len(ack.Events) != 1 || ack.Events[0].Deliveries != 1 {
 		t.Fatalf("ingest answer %+v: want one delivery (the healthy webhook's)", ack)
 	}
-	want := map[string]string{"loops": "budget", "allocates": "memory", "throws": "no price"}
+	// The allocating condition is stopped by the memory budget, unless a
+	// starved machine lets its time budget run out first.
+	want := map[string][]string{"loops": {"budget"}, "allocates": {"memory", "budget"}, "throws": {"no price"}}
 	for _, fe := range ack.Events[0].FilterErrors {
 		name := hooks[fe.WebhookID]
-		if !strings.Contains(fe.Message, want[name]) {
-			t.Errorf("filter error of %q = %q, want it to mention %q", name, fe.Message, want[name])
+		if !slices.ContainsFunc(want[name], func(w string) bool { return strings.Contains(fe.Message, w) }) {
+			t.Errorf("filter error of %q = %q, want it to mention one of %q", name, fe.Message, want[name])
 		}
 		delete(want, name)
 	}
