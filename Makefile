@@ -5,10 +5,10 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 SWAGGER_PARSER_VERSION ?= 13.0.0
 NPM_PREFIX := .cache/npm
 
-.PHONY: help run test check fmt vet staticcheck build bench tools openapi-validate
+.PHONY: help run test check fmt vet staticcheck build bench bench-e2e tools openapi-validate
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 run: ## run pimhook with the embedded store in ./pimhook-data
 	$(GO) run ./cmd/pimhook
@@ -35,6 +35,10 @@ build: ## build bin/pimhook
 
 bench: ## run the Go benchmarks once
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-e2e: ## run the end-to-end benchmark of BENCHMARKS.md (about 10 minutes); JSON in bin/
+	@mkdir -p bin
+	$(GO) run ./cmd/pimhook-bench -out bin/bench-e2e.json
 
 openapi-validate: ## validate http/openapi.json with swagger-parser (needs node and npm)
 	@test "$$(node -p 'require("./$(NPM_PREFIX)/node_modules/@apidevtools/swagger-parser/package.json").version' 2>/dev/null)" = '$(SWAGGER_PARSER_VERSION)' || \

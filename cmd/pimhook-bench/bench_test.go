@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary play the harness's child roles: the
+// harness re-executes its own binary, which here is this one.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		if err := runRole(context.Background(), role, os.Stdin, os.Stdout); err != nil {
+			os.Stderr.WriteString("pimhook-bench " + role + ": " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestShortRun is the benchmark's short mode, which CI runs: every scenario,
+// tiny, against the real pimhook binary and real receiver and relay
+// processes. It checks that every scenario produced figures and that every
+// delivery arrived, not how fast.
+func TestShortRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "result.json")
+	var stdout, progress strings.Builder
+	err := run(t.Context(), []string{"-short", "-dir", dir, "-out", out}, &stdout, &progress)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("result JSON: %v", err)
+	}
+	if len(res.Scenarios) != len(allScenarios) {
+		t.Fatalf("%d scenarios in the result, want %d", len(res.Scenarios), len(allScenarios))
+	}
+	for i, s := range res.Scenarios {
+		if s.Name != allScenarios[i] {
+			t.Errorf("scenario %d is %q, want %q", i, s.Name, allScenarios[i])
+		}
+		if s.Events <= 0 || s.Expected <= 0 || s.Delivered != s.Expected {
+			t.Errorf("%s: %d events, %d of %d deliveries arrived", s.Name, s.Events, s.Delivered, s.Expected)
+		}
+		if s.PerSecond <= 0 {
+			t.Errorf("%s: %v deliveries per second", s.Name, s.PerSecond)
+		}
+		switch s.Name {
+		case scLatency, scNoisy, scFanout:
+			if s.P50MS <= 0 || s.P99MS < s.P50MS || s.P999MS < s.P99MS || s.MaxMS < s.P999MS {
+				t.Errorf("%s: latencies p50 %v, p99 %v, p99.9 %v, max %v", s.Name, s.P50MS, s.P99MS, s.P999MS, s.MaxMS)
+			}
+		}
+		if s.Name != scRelay && s.Name != scSerial && s.PeakRSSMiB <= 0 {
+			t.Errorf("%s: no peak RSS of pimhook", s.Name)
+		}
+	}
+	if s := res.scenario(scBacklog); s != nil && s.Delivered != int64(res.Config.BacklogDeliveries) {
+		t.Errorf("backlog: %d deliveries, want %d", s.Delivered, res.Config.BacklogDeliveries)
+	}
+	if s := res.scenario(scFanout); s != nil && s.Delivered != int64(res.Config.FanoutWebhooks*res.Config.FanoutRounds) {
+		t.Errorf("fanout: %d deliveries, want %d", s.Delivered, res.Config.FanoutWebhooks*res.Config.FanoutRounds)
+	}
+	if len(res.Ratios) != 6 || len(res.Targets) != 6 {
+		t.Errorf("ratios %+v, targets %+v: want 6 of each", res.Ratios, res.Targets)
+	}
+	for _, want := range []string{"7a relay", "5 backlog", "target", "ratio"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the table has no %q:\n%s", want, stdout.String())
+		}
+	}
+}
