@@ -123,7 +123,13 @@ func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq in
 	if limit <= 0 {
 		return []*pimhook.Delivery{}, nil
 	}
-	ds, err := s.queryDeliveries(ctx, pendingDeliveriesQuery, appID, afterSeq, limit)
+	// The queue head is read before every few attempts: parsing its SQL
+	// each time cost a fifth of the dispatcher's CPU.
+	stmt, err := s.readStmt(ctx, pendingDeliveriesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries: %w", err)
+	}
+	ds, err := queryAllStmt(ctx, stmt, scanDelivery, appID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries: %w", err)
 	}

@@ -367,6 +367,19 @@ func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, err
 	if err != nil {
 		return nil, err
 	}
+	return scanAll(rows, scan)
+}
+
+// queryAllStmt is queryAll with a prepared statement.
+func queryAllStmt[T any](ctx context.Context, stmt *sql.Stmt, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanAll(rows, scan)
+}
+
+func scanAll[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
 	defer rows.Close()
 	out := []T{}
 	for rows.Next() {
