@@ -106,9 +106,10 @@ func (fr *FilterReducer) Normalize(field string) error {
 	if err := ValidateEventSlug(fr.EventSlug, field+filterFieldSlug); err != nil {
 		return err
 	}
-	if r := bytes.TrimSpace(fr.Reducer); len(r) == 0 || bytes.Equal(r, []byte("null")) {
+	if IsNullJSON(fr.Reducer) {
 		fr.Reducer = nil
 	} else {
+		r := bytes.TrimSpace(fr.Reducer)
 		if len(r) > MaxReducerBytes {
 			return FieldError(CodeInvalidReducer, field+filterFieldReducer, "reducer_configuration is larger than %d bytes", MaxReducerBytes)
 		}
@@ -216,18 +217,32 @@ type FilterCompiler interface {
 
 // CheckFilterReducers compiles every configuration of w with c.
 func CheckFilterReducers(c FilterCompiler, w *Webhook) error {
-	for i, fr := range w.FilterReducers {
+	for i := range w.FilterReducers {
 		prefix := fmt.Sprintf("%s[%d].", filterFieldReducers, i)
-		if fr.Filter != nil {
-			if err := c.CheckFilter(fr.Filter, prefix+filterFieldFilter); err != nil {
-				return err
-			}
-		}
-		if fr.Reducer != nil {
-			if err := c.CheckReducer(fr.Reducer, prefix+filterFieldReducer); err != nil {
-				return err
-			}
+		if err := CheckFilterReducer(c, &w.FilterReducers[i], prefix+filterFieldFilter, prefix+filterFieldReducer); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// CheckFilterReducer compiles one configuration with c; errors name its
+// filter and reducer filterField and reducerField, as the caller's input
+// calls them.
+func CheckFilterReducer(c FilterCompiler, fr *FilterReducer, filterField, reducerField string) error {
+	if fr.Filter != nil {
+		if err := c.CheckFilter(fr.Filter, filterField); err != nil {
+			return err
+		}
+	}
+	if fr.Reducer != nil {
+		return c.CheckReducer(fr.Reducer, reducerField)
+	}
+	return nil
+}
+
+// IsNullJSON reports whether b holds no JSON value, or null.
+func IsNullJSON(b json.RawMessage) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || bytes.Equal(b, []byte("null"))
 }

@@ -1,7 +1,6 @@
 package pimhook
 
 import (
-	"cmp"
 	"maps"
 	"math"
 	"slices"
@@ -149,7 +148,7 @@ func (b *ReportBuilder) Report() *ResponseTimeReport {
 		AvgResponseTimeTS: []ResponseTimeBucket{}, Webhooks: []WebhookLatency{},
 		Start: b.start.UTC(), End: b.end.UTC(), Interval: b.interval.String(),
 	}
-	for _, i := range sortedKeys(b.buckets) {
+	for _, i := range slices.Sorted(maps.Keys(b.buckets)) {
 		acc := b.buckets[i]
 		code, most := 0, -1
 		for c, n := range acc.codes {
@@ -167,7 +166,7 @@ func (b *ReportBuilder) Report() *ResponseTimeReport {
 			Total:           acc.total,
 		})
 	}
-	for _, id := range sortedKeys(b.hooks) {
+	for _, id := range slices.Sorted(maps.Keys(b.hooks)) {
 		h := b.hooks[id]
 		slices.Sort(h.durations)
 		r.Webhooks = append(r.Webhooks, WebhookLatency{
@@ -185,8 +184,4 @@ func percentile(sorted []float64, q float64) float64 {
 	}
 	rank := int(math.Ceil(q * float64(len(sorted))))
 	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
-func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
-	return slices.Sorted(maps.Keys(m))
 }

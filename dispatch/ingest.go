@@ -127,7 +127,7 @@ func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error)
 			ev.EffectiveAction, ev.Revision = pimhook.ActionDeleted, current
 			return pimhook.Decision{Unchanged: true}, nil
 		}
-		if isEmptyJSON(ev.Data) && stored != nil {
+		if pimhook.IsNullJSON(ev.Data) && stored != nil {
 			ev.Data = stored.Data
 		}
 		entity.Data, entity.Deleted = ev.Data, true
@@ -244,7 +244,7 @@ func fingerprint(ev *pimhook.Event) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", ev.EntityType, ev.EntityID, ev.Action, ev.SourceAppID)
 	for _, doc := range []json.RawMessage{ev.Data, ev.Previous} {
-		if isEmptyJSON(doc) {
+		if pimhook.IsNullJSON(doc) {
 			h.Write([]byte{0})
 			continue
 		}
@@ -256,9 +256,4 @@ func fingerprint(ev *pimhook.Event) (string, error) {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func isEmptyJSON(b json.RawMessage) bool {
-	b = bytes.TrimSpace(b)
-	return len(b) == 0 || bytes.Equal(b, []byte("null"))
 }

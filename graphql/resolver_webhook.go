@@ -304,7 +304,7 @@ func (m mutationResolver) SaveFilterReducer(ctx context.Context, webhookID strin
 			return nil, renameFields(err, filterReducerFields)
 		}
 		if m.cfg.Filters != nil {
-			if err := m.checkFilterReducer(&fr); err != nil {
+			if err := pimhook.CheckFilterReducer(m.cfg.Filters, &fr, "filterConfiguration", "reducerConfiguration"); err != nil {
 				return nil, err
 			}
 		}
@@ -324,21 +324,4 @@ func (m mutationResolver) SaveFilterReducer(ctx context.Context, webhookID strin
 // names them.
 var filterReducerFields = map[string]string{"event_slug": "eventSlug", "filter_configuration": "filterConfiguration", "reducer_configuration": "reducerConfiguration"}
 
-// checkFilterReducer compiles one configuration, naming its fields as
-// saveFilterReducer's arguments.
-func (m mutationResolver) checkFilterReducer(fr *pimhook.FilterReducer) error {
-	if fr.Filter != nil {
-		if err := m.cfg.Filters.CheckFilter(fr.Filter, "filterConfiguration"); err != nil {
-			return err
-		}
-	}
-	if fr.Reducer != nil {
-		return m.cfg.Filters.CheckReducer(fr.Reducer, "reducerConfiguration")
-	}
-	return nil
-}
-
-func isNull(b json.RawMessage) bool {
-	b = bytes.TrimSpace(b)
-	return len(b) == 0 || bytes.Equal(b, []byte("null"))
-}
+func isNull(b json.RawMessage) bool { return pimhook.IsNullJSON(b) }

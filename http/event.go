@@ -228,10 +228,7 @@ func checkObject(raw json.RawMessage, field string) error {
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool {
-	b := bytes.TrimSpace(raw)
-	return len(b) == 0 || string(b) == "null"
-}
+func isNull(raw json.RawMessage) bool { return pimhook.IsNullJSON(raw) }
 
 // asField returns err, a *pimhook.Error, naming field.
 func asField(err error, field string) error {

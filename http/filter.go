@@ -110,7 +110,7 @@ func (s *Server) validateReducer(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.MaxBodyBytes, &in); err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(in.Reducer)) == 0 || bytes.Equal(bytes.TrimSpace(in.Reducer), []byte("null")) {
+	if isNull(in.Reducer) {
 		return pimhook.FieldError(pimhook.CodeValidation, "reducer", "reducer is required")
 	}
 	doc, err := sample(in.SampleData)
@@ -170,7 +170,7 @@ func (s *Server) putFilterReducer(w http.ResponseWriter, r *http.Request) error 
 	}
 	fr := pimhook.FilterReducer{EventSlug: in.EventSlug, Filter: in.Filter, Reducer: in.Reducer}
 	msg := "saved"
-	if fr.Filter == nil && (len(bytes.TrimSpace(fr.Reducer)) == 0 || bytes.Equal(bytes.TrimSpace(fr.Reducer), []byte("null"))) {
+	if fr.Filter == nil && isNull(fr.Reducer) {
 		if err := pimhook.ValidateEventSlug(fr.EventSlug, "event_slug"); err != nil {
 			return err
 		}
@@ -203,15 +203,7 @@ func (s *Server) checkFilterReducer(fr *pimhook.FilterReducer) error {
 	if err != nil {
 		return err
 	}
-	if fr.Filter != nil {
-		if err := engine.CheckFilter(fr.Filter, "filter_configuration"); err != nil {
-			return err
-		}
-	}
-	if fr.Reducer != nil {
-		return engine.CheckReducer(fr.Reducer, "reducer_configuration")
-	}
-	return nil
+	return pimhook.CheckFilterReducer(engine, fr, "filter_configuration", "reducer_configuration")
 }
 
 // filters returns the engine of filters and reducers.

@@ -236,8 +236,8 @@ func TestMetricsAndReport(t *testing.T) {
 		}
 	}
 	for name := range families {
-		if strings.HasPrefix(name, "pimhook_") && families[name].GetType().String() == "" {
-			t.Errorf("%s has no type", name)
+		if strings.HasPrefix(name, "pimhook_") && families[name].GetHelp() == "" {
+			t.Errorf("%s has no help text", name)
 		}
 		for _, mt := range families[name].Metric {
 			for _, l := range mt.Label {
