@@ -4,12 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pimhook/pimhook/internal/migration"
 )
 
 // migrationFS holds the schema migrations, NNN_name.up.sql, applied in
@@ -27,43 +25,8 @@ const (
 	attrError   = "error"
 )
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations in order.
-func migrations() ([]migration, error) {
-	files, err := fs.Glob(migrationFS, "migration/*.up.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, f := range files {
-		base := strings.TrimSuffix(strings.TrimPrefix(f, "migration/"), ".up.sql")
-		num, name, ok := strings.Cut(base, "_")
-		if !ok {
-			return nil, fmt.Errorf("migration %s: name is not NNN_name.up.sql", f)
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: %q is not a positive version", f, num)
-		}
-		b, err := migrationFS.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migration version %d appears twice", ms[i].version)
-		}
-	}
-	return ms, nil
-}
+func migrations() ([]migration.Migration, error) { return migration.Read(migrationFS) }
 
 // Migrate brings the schema up to date: it applies the migrations the
 // database lacks, each in its own transaction, and records them in
@@ -101,7 +64,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := tx.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		if known := ms[len(ms)-1].version; newest != nil && *newest > int64(known) {
+		if known := ms[len(ms)-1].Version; newest != nil && *newest > int64(known) {
 			return fmt.Errorf("the database schema is at version %d, newer than this program's %d", *newest, known)
 		}
 		return nil
@@ -112,10 +75,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 	for _, m := range ms {
 		applied, err := s.applyMigration(ctx, m)
 		if err != nil {
-			return fmt.Errorf("migrate: migration %03d_%s: %w", m.version, m.name, err)
+			return fmt.Errorf("migrate: migration %03d_%s: %w", m.Version, m.Name, err)
 		}
 		if applied {
-			s.log.InfoContext(ctx, "applied migration", attrVersion, m.version, attrName, m.name)
+			s.log.InfoContext(ctx, "applied migration", attrVersion, m.Version, attrName, m.Name)
 		}
 	}
 	return nil
@@ -132,21 +95,21 @@ func (s *Store) lockSchema(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-func (s *Store) applyMigration(ctx context.Context, m migration) (applied bool, err error) {
+func (s *Store) applyMigration(ctx context.Context, m migration.Migration) (applied bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := s.lockSchema(ctx, tx); err != nil {
 			return err
 		}
-		found, err := exists(ctx, tx, `SELECT 1 FROM schema_migrations WHERE version = $1`, m.version)
+		found, err := exists(ctx, tx, `SELECT 1 FROM schema_migrations WHERE version = $1`, m.Version)
 		if err != nil || found {
 			return err
 		}
 		// Without arguments, Exec uses the simple protocol, which runs a
 		// script of several statements.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 			return err
 		}
 		applied = true

@@ -139,8 +139,8 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &newest); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(ms) || newest != ms[len(ms)-1].version {
-		t.Errorf("schema_migrations: %d rows up to version %d, want %d up to %d", n, newest, len(ms), ms[len(ms)-1].version)
+	if n != len(ms) || newest != ms[len(ms)-1].Version {
+		t.Errorf("schema_migrations: %d rows up to version %d, want %d up to %d", n, newest, len(ms), ms[len(ms)-1].Version)
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("ping after migrate: %v", err)

@@ -5,13 +5,11 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/pimhook/pimhook/internal/migration"
 )
 
 // migrationFS holds the schema migrations, NNN_name.up.sql, applied in
@@ -27,43 +25,8 @@ const (
 	attrName    = "name"
 )
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations in order.
-func migrations() ([]migration, error) {
-	files, err := fs.Glob(migrationFS, "migration/*.up.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, f := range files {
-		base := strings.TrimSuffix(strings.TrimPrefix(f, "migration/"), ".up.sql")
-		num, name, ok := strings.Cut(base, "_")
-		if !ok {
-			return nil, fmt.Errorf("migration %s: name is not NNN_name.up.sql", f)
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: %q is not a positive version", f, num)
-		}
-		b, err := migrationFS.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migration version %d appears twice", ms[i].version)
-		}
-	}
-	return ms, nil
-}
+func migrations() ([]migration.Migration, error) { return migration.Read(migrationFS) }
 
 // migrate applies the migrations db lacks, each in its own transaction, and
 // records them in schema_migrations. It is safe to run again and against a
@@ -94,25 +57,25 @@ func migrateTo(ctx context.Context, db *sql.DB, log *slog.Logger, last int) erro
 	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if known := ms[len(ms)-1].version; newest.Int64 > int64(known) {
+	if known := ms[len(ms)-1].Version; newest.Int64 > int64(known) {
 		return fmt.Errorf("the database schema is at version %d, newer than this program's %d", newest.Int64, known)
 	}
 	for _, m := range ms {
-		if m.version > last {
+		if m.Version > last {
 			break
 		}
 		applied, err := applyMigration(ctx, db, m)
 		if err != nil {
-			return fmt.Errorf("migration %03d_%s: %w", m.version, m.name, err)
+			return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
 		}
 		if applied {
-			log.InfoContext(ctx, "applied migration", attrVersion, m.version, attrName, m.name)
+			log.InfoContext(ctx, "applied migration", attrVersion, m.Version, attrName, m.Name)
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration) (applied bool, err error) {
+func applyMigration(ctx context.Context, db *sql.DB, m migration.Migration) (applied bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -123,17 +86,17 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) (applied bool,
 		}
 	}()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
 		return false, err
 	}
 	if n > 0 {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UnixNano()); err != nil {
+		m.Version, m.Name, time.Now().UnixNano()); err != nil {
 		return false, err
 	}
 	if err := tx.Commit(); err != nil {

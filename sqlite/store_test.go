@@ -58,8 +58,8 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&n, &newest); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(ms) || newest != ms[len(ms)-1].version {
-		t.Errorf("schema_migrations: %d rows up to version %d, want %d up to %d", n, newest, len(ms), ms[len(ms)-1].version)
+	if n != len(ms) || newest != ms[len(ms)-1].Version {
+		t.Errorf("schema_migrations: %d rows up to version %d, want %d up to %d", n, newest, len(ms), ms[len(ms)-1].Version)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
