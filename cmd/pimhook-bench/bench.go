@@ -244,3 +244,24 @@ func (m cpuMeter) charge(sr *ScenarioResult) {
 		sr.CPUPerDeliveryUS = float64(used.Microseconds()) / float64(sr.Delivered)
 	}
 }
+
+// profileCPU takes a CPU profile of p over the measured window w into the
+// profiles directory as <name>.cpu.pprof, in the background; the returned
+// function waits for it. Without a profiles directory it does nothing.
+func (h *harness) profileCPU(ctx context.Context, p *pimhookProc, name string, w window) func() error {
+	if h.cfg.Profiles == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		select {
+		case <-time.After(time.Until(w.from)):
+		case <-ctx.Done():
+			done <- ctx.Err()
+			return
+		}
+		secs := max(1, int(w.seconds()))
+		done <- p.profile(ctx, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(h.cfg.Profiles, name+".cpu.pprof"))
+	}()
+	return func() error { return <-done }
+}

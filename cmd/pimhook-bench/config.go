@@ -42,6 +42,10 @@ type Config struct {
 	Scenarios []string
 	// Short marks the tiny preset, whose figures mean nothing.
 	Short bool
+	// Profiles, when set, is a directory that receives a CPU profile of
+	// pimhook over each timed scenario's measured window, and a heap
+	// profile at the backlog's peak.
+	Profiles string
 
 	// Load.
 	Clients        int           // concurrent keep-alive HTTP clients posting events
@@ -186,6 +190,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Pimhook, "pimhook", c.Pimhook, "pimhook binary to run (default: build ./cmd/pimhook)")
 	fs.StringVar(&c.Dir, "dir", c.Dir, "working directory for the binary, data and logs (default: a temporary directory, removed afterwards)")
 	fs.StringVar(&c.Out, "out", c.Out, "write the result as JSON to this file")
+	fs.StringVar(&c.Profiles, "profiles", c.Profiles, "write pprof profiles of pimhook (CPU per timed scenario, heap of the backlog) to this directory")
 	scenarios := fs.String("scenarios", strings.Join(c.Scenarios, ","), "scenarios to run, comma-separated")
 	fs.IntVar(&c.Clients, "clients", c.Clients, "concurrent keep-alive HTTP clients")
 	fs.IntVar(&c.Apps, "apps", c.Apps, "apps (one webhook each) for throughput, latency and noisy")

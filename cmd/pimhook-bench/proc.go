@@ -125,6 +125,8 @@ type pimhookProc struct {
 	*child
 	api     *api
 	logPath string
+	// debug is the base URL of its profiles, when cfg.Profiles asks for them.
+	debug string
 }
 
 // startPimhook starts `pimhook serve` on a fresh data directory under dir
@@ -151,6 +153,15 @@ func startPimhook(ctx context.Context, bin, dir string, cfg Config) (*pimhookPro
 		"--shared-workers", strconv.Itoa(cfg.SharedWorkers),
 		"--log-level", cfg.LogLevel,
 	)
+	debug := ""
+	if cfg.Profiles != "" {
+		daddr, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("start pimhook: %w", err)
+		}
+		cmd.Args = append(cmd.Args, "--debug-listen", daddr)
+		debug = "http://" + daddr
+	}
 	// Only the flags configure it: no PIMHOOK_* from the caller's shell.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PIMHOOK_") {
@@ -164,7 +175,7 @@ func startPimhook(ctx context.Context, bin, dir string, cfg Config) (*pimhookPro
 	}
 	c := &child{name: "pimhook", cmd: cmd, done: make(chan struct{})}
 	go c.wait()
-	p := &pimhookProc{child: c, api: newAPI("http://"+addr, benchAPIKey, cfg.Clients), logPath: logPath}
+	p := &pimhookProc{child: c, api: newAPI("http://"+addr, benchAPIKey, cfg.Clients), logPath: logPath, debug: debug}
 	if err := p.waitHealthy(ctx); err != nil {
 		_ = c.stop(syscall.SIGKILL, 5*time.Second)
 		return nil, fmt.Errorf("start pimhook: %w\n%s", err, p.logTail())
@@ -277,4 +288,48 @@ func procCPU(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * time.Second / clockTicks
+}
+
+// profile fetches one of pimhook's pprof profiles (path and query under
+// /debug/pprof/) into file; it does nothing unless profiles were asked for.
+func (p *pimhookProc) profile(ctx context.Context, path, file string) error {
+	if p.debug == "" {
+		return nil
+	}
+	return save(ctx, p.debug+"/debug/pprof/"+path, file)
+}
+
+// snapshot saves pimhook's /metrics, whose Go runtime and process figures
+// tell where memory the heap profile does not show went; it does nothing
+// unless profiles were asked for.
+func (p *pimhookProc) snapshot(ctx context.Context, file string) error {
+	if p.debug == "" {
+		return nil
+	}
+	return save(ctx, p.api.base+"/metrics", file)
+}
+
+// save writes what a GET of url answers into file.
+func save(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	return f.Close()
 }

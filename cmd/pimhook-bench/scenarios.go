@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -86,9 +87,10 @@ func (h *harness) throughput(ctx context.Context, name string, batch int) (Scena
 	tgt := &pimhookTarget{api: in.p.api, maker: h.maker, entityType: appEntityType, batch: batch > 1}
 	cpu := meterCPU(in.p.pid())
 	_, w := h.timed()
+	prof := h.profileCPU(ctx, in.p, name, w)
 	st, err := closedLoop{target: tgt, tracker: t, keys: &h.keys, appOf: roundRobin(h.cfg.Apps),
 		clients: h.cfg.Clients, batch: batch, maxOutstanding: h.cfg.MaxOutstanding}.run(ctx, w.to)
-	if err != nil {
+	if err = errors.Join(err, prof()); err != nil {
 		return sr, fmt.Errorf("%w\n%s", err, in.p.logTail())
 	}
 	if err := t.waitAll(ctx, h.cfg.Stall); err != nil {
@@ -175,9 +177,10 @@ func (h *harness) openLoad(ctx context.Context, sr *ScenarioResult, noisy []bool
 	tgt := &pimhookTarget{api: in.p.api, maker: h.maker, entityType: appEntityType}
 	cpu := meterCPU(in.p.pid())
 	start, w := h.timed()
+	prof := h.profileCPU(ctx, in.p, sr.Name, w)
 	st, err := openLoop{target: tgt, tracker: t, keys: &h.keys, appOf: roundRobin(h.cfg.Apps),
 		clients: h.cfg.Clients, rate: rate, expect: expect}.run(ctx, start, w.to.Sub(start))
-	if err != nil {
+	if err = errors.Join(err, prof()); err != nil {
 		return fmt.Errorf("%w\n%s", err, in.p.logTail())
 	}
 	if err := t.waitAll(ctx, h.cfg.Stall); err != nil {
@@ -207,9 +210,10 @@ func (h *harness) oneApp(ctx context.Context) (sr ScenarioResult, err error) {
 	tgt := &pimhookTarget{api: in.p.api, maker: h.maker, entityType: func(int) string { return "bench_solo" }}
 	cpu := meterCPU(in.p.pid())
 	_, w := h.timed()
+	prof := h.profileCPU(ctx, in.p, sr.Name, w)
 	st, err := closedLoop{target: tgt, tracker: t, keys: &h.keys, appOf: roundRobin(1),
 		clients: h.cfg.Clients, batch: 1, maxOutstanding: h.cfg.MaxOutstanding}.run(ctx, w.to)
-	if err != nil {
+	if err = errors.Join(err, prof()); err != nil {
 		return sr, fmt.Errorf("%w\n%s", err, in.p.logTail())
 	}
 	if err := t.waitAll(ctx, h.cfg.Stall); err != nil {
@@ -341,6 +345,12 @@ func (h *harness) backlog(ctx context.Context) (sr ScenarioResult, err error) {
 	}
 	queuedRSS := procStatusKiB(pid, "VmHWM")
 	early := int64(len(t.snapshot().arrivals))
+	if h.cfg.Profiles != "" {
+		if err := errors.Join(in.p.profile(ctx, "heap", filepath.Join(h.cfg.Profiles, "backlog-queued.heap.pprof")),
+			in.p.snapshot(ctx, filepath.Join(h.cfg.Profiles, "backlog-queued.metrics.txt"))); err != nil {
+			return sr, err
+		}
+	}
 
 	h.logf("backlog: %d deliveries queued in %v; receivers up", t.snapshot().expected, queued.Round(time.Millisecond))
 	// From here VmHWM is the drain's own peak, where the kernel lets us

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -40,12 +41,16 @@ type Main struct {
 	Dispatcher *dispatch.Dispatcher
 	Server     *http.Server
 	Listener   net.Listener
+	// DebugListener serves the Go runtime's profiles when
+	// Config.DebugListen is set.
+	DebugListener net.Listener
 
 	stderr    io.Writer
 	served    chan error
 	unlock    func()
 	filters   *filter.Engine
 	stopPrune context.CancelFunc
+	debug     *http.Server
 }
 
 // NewMain returns a Main that logs to stderr.
@@ -138,6 +143,12 @@ func (m *Main) Run(ctx context.Context) error {
 		m.stopPrune = cancel
 		go m.prune(pctx)
 	}
+	if m.Config.DebugListen != "" {
+		if err := m.serveDebug(); err != nil {
+			m.Listener.Close()
+			return err
+		}
+	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.Server.Serve(m.Listener) }()
 	m.Logger.Info("pimhook listening", "addr", "http://"+m.Listener.Addr().String(), "data_dir", m.Config.DataDir)
@@ -156,6 +167,9 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.debug != nil {
+		errs = append(errs, m.debug.Close())
+	}
 	if m.stopPrune != nil {
 		m.stopPrune()
 	}
@@ -170,6 +184,26 @@ func (m *Main) Close() error {
 		m.unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// serveDebug serves the Go runtime's profiles on their own listener, so
+// that they are never exposed with the API.
+func (m *Main) serveDebug() error {
+	l, err := net.Listen("tcp", m.Config.DebugListen)
+	if err != nil {
+		return fmt.Errorf("debug listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.DebugListener = l
+	go func() { _ = m.debug.Serve(l) }()
+	m.Logger.Info("profiles served", "addr", "http://"+l.Addr().String()+"/debug/pprof/")
+	return nil
 }
 
 // pruneEvery is how often the retention setting is applied.

@@ -42,6 +42,9 @@ type Config struct {
 	// Retention is how long finished deliveries, their attempts and the
 	// error log are kept; zero keeps them forever.
 	Retention time.Duration
+	// DebugListen, when set, is the address of a second listener that
+	// serves the Go runtime's profiles (/debug/pprof/).
+	DebugListen string
 }
 
 func (c Config) dbPath() string { return filepath.Join(c.DataDir, "pimhook.db") }
@@ -66,6 +69,7 @@ func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
 		leaseTTL = fs.String("lease-ttl", env("PIMHOOK_LEASE_TTL", "10s"), "with --database: how long a node's claim on an app lasts unrenewed (PIMHOOK_LEASE_TTL)")
 		retain   = fs.String("retention", env("PIMHOOK_RETENTION", "720h"), "how long finished deliveries, their attempts and the error log are kept; 0 forever (PIMHOOK_RETENTION)")
 		logLevel = fs.String("log-level", env("PIMHOOK_LOG_LEVEL", "info"), "debug, info, warn or error (PIMHOOK_LOG_LEVEL)")
+		debug    = fs.String("debug-listen", env("PIMHOOK_DEBUG_LISTEN", ""), "address of a listener serving /debug/pprof/ profiles; off when empty, keep it private (PIMHOOK_DEBUG_LISTEN)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -73,7 +77,7 @@ func parseConfig(name string, args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := Config{Listen: *listen, DataDir: *dataDir, APIKey: *apiKey, Database: *database}
+	cfg := Config{Listen: *listen, DataDir: *dataDir, APIKey: *apiKey, Database: *database, DebugListen: *debug}
 	if cfg.Database != "" && !strings.HasPrefix(cfg.Database, "postgres://") && !strings.HasPrefix(cfg.Database, "postgresql://") {
 		return Config{}, fmt.Errorf("--database: want a postgres:// URL")
 	}

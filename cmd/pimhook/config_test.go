@@ -91,12 +91,13 @@ func TestConfigFromEnvironment(t *testing.T) {
 	t.Setenv("PIMHOOK_API_KEY", "phk_env")
 	t.Setenv("PIMHOOK_ALLOW_TARGETS", "10.0.0.0/8, 127.0.0.1")
 	t.Setenv("PIMHOOK_TYPE_WORKERS", "shopware=8,magento=2")
+	t.Setenv("PIMHOOK_DEBUG_LISTEN", "127.0.0.1:6060")
 	cfg, err := parseConfig("serve", nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:9999" || cfg.DataDir != "/tmp/x" || cfg.APIKey != "phk_env" || len(cfg.AllowTargets) != 2 ||
-		cfg.TypeWorkers["shopware"] != 8 || cfg.TypeWorkers["magento"] != 2 {
+		cfg.TypeWorkers["shopware"] != 8 || cfg.TypeWorkers["magento"] != 2 || cfg.DebugListen != "127.0.0.1:6060" {
 		t.Errorf("config from env = %+v", cfg)
 	}
 	cfg, err = parseConfig("serve", []string{"--listen", "127.0.0.1:1"}, io.Discard)
