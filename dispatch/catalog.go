@@ -34,6 +34,12 @@ type Catalog struct {
 type companyWebhooks struct {
 	list []*pimhook.Webhook
 	byID map[string]*pimhook.Webhook
+
+	// idx indexes list for fan-out, built on first use (see
+	// Dispatcher.subscriptions). It holds the webhooks' apps, so a write
+	// to an app drops its company's webhooks too.
+	idxMu sync.Mutex
+	idx   *subscriptionIndex
 }
 
 var _ pimhook.Store = (*Catalog)(nil)
@@ -145,21 +151,23 @@ func (c *Catalog) app(ctx context.Context, id string) (*pimhook.App, error) {
 	return readThrough(c, c.apps, id, func() (*pimhook.App, error) { return c.Store.AppByID(ctx, id) })
 }
 
-// CreateApp writes through.
+// CreateApp writes through and drops its company's webhooks from the cache.
 func (c *Catalog) CreateApp(ctx context.Context, a *pimhook.App) error {
-	defer c.invalidate(func() { delete(c.apps, a.ID) })
+	defer c.invalidate(func() { delete(c.apps, a.ID); delete(c.hooks, a.CompanyID) })
 	return c.Store.CreateApp(ctx, a)
 }
 
-// UpdateApp writes through and drops the app from the cache.
+// UpdateApp writes through and drops the app, and its company's webhooks
+// (whose fan-out index holds it), from the cache.
 func (c *Catalog) UpdateApp(ctx context.Context, a *pimhook.App) error {
-	defer c.invalidate(func() { delete(c.apps, a.ID) })
+	defer c.invalidate(func() { delete(c.apps, a.ID); delete(c.hooks, a.CompanyID) })
 	return c.Store.UpdateApp(ctx, a)
 }
 
-// DeleteApp writes through and drops the app from the cache.
+// DeleteApp writes through and drops the app and its company's webhooks
+// from the cache.
 func (c *Catalog) DeleteApp(ctx context.Context, companyID, id string) error {
-	defer c.invalidate(func() { delete(c.apps, id) })
+	defer c.invalidate(func() { delete(c.apps, id); delete(c.hooks, companyID) })
 	return c.Store.DeleteApp(ctx, companyID, id)
 }
 

@@ -18,6 +18,7 @@ import (
 type subscription struct {
 	hook *pimhook.Webhook
 	app  *pimhook.App
+	pos  int // the webhook's place among the company's webhooks
 }
 
 // Ingest detects what changed in each event, fans the event out to the
@@ -51,7 +52,7 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 		if err != nil || dec.Unchanged {
 			return dec, err
 		}
-		fo := fanOut(ev, co, subs, now, d.shaper)
+		fo := fanOut(ev, co, subs.forType(ev.EntityType), now, d.shaper)
 		dec.Deliveries, dec.Errors = fo.deliveries, fo.errors
 		ferrs[ev] = fo.filterErrors
 		for _, dl := range dec.Deliveries {
@@ -79,22 +80,73 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 	return results, nil
 }
 
-// subscriptions returns the company's webhooks, with their apps. Disabled
-// ones are included: their deliveries are kept as skipped, to be recovered.
-func (d *Dispatcher) subscriptions(ctx context.Context, companyID string) ([]subscription, error) {
+// subscriptions returns the company's webhooks with their apps, indexed by
+// the entity types they hear. Disabled ones are included: their deliveries
+// are kept as skipped, to be recovered. The index is built once per load of
+// the company's webhooks, so an ingest looks at the webhooks of its event's
+// entity type only instead of walking every webhook of the company.
+func (d *Dispatcher) subscriptions(ctx context.Context, companyID string) (*subscriptionIndex, error) {
 	cw, err := d.cat.webhooks(ctx, companyID)
 	if err != nil {
 		return nil, err
 	}
-	subs := make([]subscription, 0, len(cw.list))
-	for _, w := range cw.list {
+	cw.idxMu.Lock()
+	defer cw.idxMu.Unlock()
+	if cw.idx != nil {
+		return cw.idx, nil
+	}
+	idx := &subscriptionIndex{byType: map[string][]subscription{}}
+	for i, w := range cw.list {
+		if w.JobID != "" {
+			continue // job webhooks hear job runs only
+		}
 		a, err := d.cat.app(ctx, w.AppID)
 		if err != nil {
 			return nil, fmt.Errorf("app of webhook %s: %w", w.ID, err)
 		}
-		subs = append(subs, subscription{hook: w, app: a})
+		s := subscription{hook: w, app: a, pos: i}
+		if len(w.EntityTypes) == 0 {
+			idx.anyType = append(idx.anyType, s)
+			continue
+		}
+		for _, t := range slices.Compact(slices.Sorted(slices.Values(w.EntityTypes))) {
+			idx.byType[t] = append(idx.byType[t], s)
+		}
 	}
-	return subs, nil
+	cw.idx = idx
+	return idx, nil
+}
+
+// subscriptionIndex is a company's entity webhooks by the entity types they
+// hear.
+type subscriptionIndex struct {
+	byType  map[string][]subscription // webhooks that name the type
+	anyType []subscription            // webhooks of every type
+}
+
+// forType returns the subscriptions that may hear events of entity type t,
+// in the company's webhook order.
+func (x *subscriptionIndex) forType(t string) []subscription {
+	named := x.byType[t]
+	switch {
+	case len(named) == 0:
+		return x.anyType
+	case len(x.anyType) == 0:
+		return named
+	}
+	out := make([]subscription, 0, len(named)+len(x.anyType))
+	i, j := 0, 0
+	for i < len(named) && j < len(x.anyType) {
+		if named[i].pos < x.anyType[j].pos {
+			out = append(out, named[i])
+			i++
+		} else {
+			out = append(out, x.anyType[j])
+			j++
+		}
+	}
+	out = append(out, named[i:]...)
+	return append(out, x.anyType[j:]...)
 }
 
 // detect is change detection: given the stored state of the entity, it works
