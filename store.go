@@ -140,3 +140,14 @@ type Store interface {
 	ErrorLogStore
 	OperateStore
 }
+
+// AttemptSubmitter is a Store that can take the record of an attempt
+// without the caller waiting for it to be durable, so that a worker may send
+// an app's next delivery while the last one's record is being written.
+// Records submitted by one caller are applied in the order submitted.
+type AttemptSubmitter interface {
+	// SubmitAttempt queues RecordAttempt(ctx, d, a). It must not be given
+	// d or a again until wait has returned, which reports what
+	// RecordAttempt would have.
+	SubmitAttempt(ctx context.Context, d *Delivery, a *Attempt) (wait func() error)
+}

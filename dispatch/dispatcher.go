@@ -147,6 +147,9 @@ type Dispatcher struct {
 
 	shaper     *shaper
 	ownFilters bool
+	// submitter takes successful attempts' records without waiting, when
+	// the store can and no other node shares the queues.
+	submitter pimhook.AttemptSubmitter
 
 	// sendCtx is cancelled when Stop runs out of patience with in-flight
 	// attempts.
@@ -215,8 +218,13 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Filters = filter.New(filter.Config{})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	var submitter pimhook.AttemptSubmitter
+	if sub, ok := cfg.Catalog.Store.(pimhook.AttemptSubmitter); ok && cfg.Leaser == nil {
+		submitter = sub
+	}
 	return &Dispatcher{
-		cfg: cfg, cat: cfg.Catalog, store: cfg.Catalog, jobs: cfg.Jobs, client: cfg.Client,
+		submitter: submitter,
+		cfg:       cfg, cat: cfg.Catalog, store: cfg.Catalog, jobs: cfg.Jobs, client: cfg.Client,
 		clock: cfg.Clock, log: cfg.Logger,
 		shaper: newShaper(cfg.Filters, cfg.Clock), ownFilters: ownFilters,
 		sendCtx: ctx, cancelSend: cancel,
@@ -436,10 +444,41 @@ const (
 // storeRetry is how long an app waits after the store failed it.
 const storeRetry = time.Second
 
-// serve sends an app's pending deliveries in queue order for one turn.
-func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
+// firstRead is how many pending deliveries the first read of a turn asks for.
+const firstRead = 8
+
+// serve sends an app's pending deliveries in queue order for one turn. A
+// turn ends after cfg.Turn deliveries only when other apps wait for a
+// worker of the pool.
+//
+// With a store that takes records without waiting (pimhook.AttemptSubmitter),
+// a successful attempt's record is written while the next delivery goes
+// out. serve then reads the queue past the last delivery it sent, and waits
+// for every record of the turn before it lets the app go, so the queue
+// another worker reads is never behind what was sent. A crash can lose the
+// last records: those deliveries are sent again after the restart, after
+// their first arrival, as at-least-once delivery allows.
+func (d *Dispatcher) serve(st *appState) (res serveResult, wait time.Duration) {
 	ctx, appID := d.sendCtx, st.id
+	recs := &pendingRecords{}
+	defer func() {
+		if err := recs.flush(len(recs.waits)); err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("record attempt", attrApp, appID, attrError, err)
+			}
+			if res != serveLost {
+				res, wait = serveWait, storeRetry
+			}
+		}
+	}()
 	sent := 0
+	// after is the Seq of the last delivery sent and done with: the queue
+	// is read past it, whether or not its record is written yet.
+	var after int64
+	// The first read of a turn is short: an app woken for a retry of its
+	// head needs only the head, and reading a full batch of payloads for
+	// every retry of a backlogged app is most of what a backlog costs.
+	limit := min(d.cfg.BatchSize, firstRead)
 	for {
 		if _, _, ok, err := d.ensureLease(ctx, st, 0); err != nil {
 			if ctx.Err() == nil {
@@ -449,33 +488,36 @@ func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
 		} else if !ok {
 			return serveLost, 0
 		}
-		batch, err := d.store.PendingDeliveries(ctx, appID, 0, d.cfg.BatchSize)
+		// Bound what is held for records long written.
+		if n := len(recs.waits); n >= 4*d.cfg.BatchSize {
+			if err := recs.flush(n / 2); err != nil {
+				if ctx.Err() == nil {
+					d.log.Error("record attempt", attrApp, appID, attrError, err)
+				}
+				return serveWait, storeRetry
+			}
+		}
+		batch, err := d.store.PendingDeliveries(ctx, appID, after, limit)
 		if err != nil {
 			d.log.Error("read app queue", attrApp, appID, attrError, err)
 			return serveWait, storeRetry
 		}
-		if len(batch) == 0 {
-			d.mu.Lock()
-			dirty := st.dirty
-			st.dirty = false
-			d.mu.Unlock()
-			if dirty {
-				continue
-			}
-			d.releaseLease(st)
-			return serveIdle, 0
-		}
+		// A short batch is the whole queue as of the read: once it is
+		// sent, only work that arrived since (which marks the app dirty)
+		// can be left.
+		drained := len(batch) < limit
+		limit = d.cfg.BatchSize
 		for _, dl := range batch {
 			if d.isStopping() {
 				return serveIdle, 0
 			}
-			if sent >= d.cfg.Turn {
+			if sent >= d.cfg.Turn && d.othersWait(st) {
 				return serveMore, 0
 			}
 			if wait := dl.NextAttemptAt.Sub(d.clock.Now()); wait > 0 {
 				return serveWait, wait
 			}
-			retry, err := d.attempt(ctx, st, dl)
+			retry, err := d.attempt(ctx, st, dl, recs)
 			if errors.Is(err, errLeaseLost) || pimhook.ErrorCode(err) == pimhook.CodeLeaseLost {
 				d.log.Warn("app lease lost", attrApp, appID, attrDelivery, dl.ID)
 				d.mu.Lock()
@@ -491,10 +533,61 @@ func (d *Dispatcher) serve(st *appState) (serveResult, time.Duration) {
 			}
 			sent++
 			if retry {
-				break // the head is still pending: read the queue again
+				if wait := dl.NextAttemptAt.Sub(d.clock.Now()); wait > 0 {
+					return serveWait, wait
+				}
+				// The head is due again already: read the queue from
+				// the head. Its record was written after every earlier
+				// one, so the read sees them all.
+				drained, after = false, 0
+				break
 			}
+			after = dl.Seq
+		}
+		if !drained {
+			continue
+		}
+		d.mu.Lock()
+		dirty := st.dirty
+		st.dirty = false
+		d.mu.Unlock()
+		if dirty {
+			continue
+		}
+		if err := recs.flush(len(recs.waits)); err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("record attempt", attrApp, appID, attrError, err)
+			}
+			return serveWait, storeRetry
+		}
+		d.releaseLease(st)
+		return serveIdle, 0
+	}
+}
+
+// othersWait reports whether apps wait for a worker of st's pool.
+func (d *Dispatcher) othersWait(st *appState) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.pools[st.pool]
+	return ok && len(p.ready) > 0
+}
+
+// pendingRecords are the records of an app's attempts submitted in the
+// current turn and not yet known to be written, oldest first.
+type pendingRecords struct{ waits []func() error }
+
+// flush waits for the n oldest pending records and returns the first
+// failure.
+func (p *pendingRecords) flush(n int) error {
+	var first error
+	for _, wait := range p.waits[:n] {
+		if err := wait(); err != nil && first == nil {
+			first = err
 		}
 	}
+	p.waits = append(p.waits[:0], p.waits[n:]...)
+	return first
 }
 
 func (d *Dispatcher) isStopping() bool {
@@ -505,7 +598,7 @@ func (d *Dispatcher) isStopping() bool {
 
 // attempt makes one attempt of dl and records it. retry reports that dl is
 // still pending (its NextAttemptAt says when to try again).
-func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Delivery) (retry bool, err error) {
+func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Delivery, recs *pendingRecords) (retry bool, err error) {
 	// In a cluster every write, skips included, is made under the lease.
 	l, _, ok, err := d.ensureLease(ctx, st, 0)
 	if err != nil {
@@ -602,7 +695,12 @@ func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Deli
 		a.ResponseBody = string(resp.Body)
 		dl.LastError = a.Error
 	}
-	if err := d.store.RecordAttempt(ctx, dl, a); err != nil {
+	if ok && d.submitter != nil {
+		// The attempt happened: its record is written even if Stop
+		// cancels sending meanwhile.
+		recs.waits = append(recs.waits, d.submitter.SubmitAttempt(context.WithoutCancel(ctx), dl, a))
+	} else if err := d.store.RecordAttempt(ctx, dl, a); err != nil {
+		// Failures are recorded before the health check that reads them.
 		return false, fmt.Errorf("record attempt: %w", err)
 	}
 	d.logAttempt(dl, a, retry)

@@ -2,9 +2,11 @@ package dispatch_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,5 +211,63 @@ func TestFailedResponseBodyCapped(t *testing.T) {
 	}
 	if len(atts) != 1 || len(atts[0].ResponseBody) != pimhook.ResponseBodyCap || atts[0].StatusCode != http.StatusBadRequest {
 		t.Fatalf("attempt kept %d bytes (status %d), want %d", len(atts[0].ResponseBody), atts[0].StatusCode, pimhook.ResponseBodyCap)
+	}
+}
+
+// TestTurnsYieldToWaitingApps: an app with a long queue gives up the
+// pool's only worker after its turn, once another app waits for it.
+func TestTurnsYieldToWaitingApps(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	gate := make(chan struct{})
+	first := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/long" {
+			select {
+			case first <- struct{}{}:
+				<-gate // the first delivery holds the worker until the other app waits
+			default:
+			}
+		}
+		mu.Lock()
+		order = append(order, r.URL.Path)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+
+	r := newRig(t, pimhook.SystemClock{}, 0, func(c *dispatch.Config) {
+		c.SharedWorkers = 1
+		c.Turn = 2
+	})
+	long, short := r.newApp(t, "generic", pimhook.WorkerShared), r.newApp(t, "generic", pimhook.WorkerShared)
+	r.appWebhook(t, long, "products", srv.URL+"/long", pimhook.RetryNone, 0, 0)
+	r.appWebhook(t, short, "brands", srv.URL+"/short", pimhook.RetryNone, 0, 0)
+	for i := range 6 {
+		r.postType(t, "products", fmt.Sprint("p", i), i)
+	}
+	<-first
+	r.postType(t, "brands", "b", 1)
+	close(gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 7 deliveries arrived", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	got := strings.Join(order, " ")
+	mu.Unlock()
+	if want := "/long /long /short /long /long /long /long"; got != want {
+		t.Errorf("arrival order %q, want %q: the waiting app goes after the long app's turn of 2", got, want)
 	}
 }

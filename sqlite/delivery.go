@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pimhook/pimhook"
@@ -142,25 +143,33 @@ func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq in
 // without a request. It ignores a lease in ctx (pimhook.WithLease): one
 // process serves a SQLite store, so no other node can have taken the app.
 func (s *Store) RecordAttempt(ctx context.Context, d *pimhook.Delivery, a *pimhook.Attempt) error {
+	return s.SubmitAttempt(ctx, d, a)()
+}
+
+// SubmitAttempt queues RecordAttempt(ctx, d, a) on the writer and returns at
+// once; wait reports its outcome once its batch has committed. The writer
+// applies requests in the order they were queued.
+func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimhook.Attempt) (wait func() error) {
 	if a != nil && a.DeliveryID != "" && a.DeliveryID != d.ID {
-		return fmt.Errorf("record attempt: %w", pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation,
+		err := fmt.Errorf("record attempt: %w", pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation,
 			"attempt %q belongs to delivery %q, not %q", a.ID, a.DeliveryID, d.ID))
+		return func() error { return err }
 	}
-	err := s.w.do(ctx, func(tx *wtx) error {
-		res, err := tx.exec(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
-			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?`,
-			d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
-			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID)
-		if err := affectedOne(res, err, deliveryNotFound(d.ID)); err != nil || a == nil {
-			return err
-		}
+	r, err := s.w.submit(ctx, func(tx *wtx) error {
 		// The attempt, the webhook's failing time and the entry go by the
 		// delivery's company, app, webhook and event as stored, whatever d
 		// says.
 		var companyID, appID, webhookID, eventID string
-		if err := tx.queryRow(`SELECT company_id, app_id, webhook_id, event_id FROM deliveries WHERE id = ?`, d.ID).
-			Scan(&companyID, &appID, &webhookID, &eventID); err != nil {
-			return fmt.Errorf("read delivery %s: %w", d.ID, err)
+		err := tx.queryRow(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
+			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?
+			RETURNING company_id, app_id, webhook_id, event_id`,
+			d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
+			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID).Scan(&companyID, &appID, &webhookID, &eventID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return deliveryNotFound(d.ID)
+		}
+		if err != nil || a == nil {
+			return err
 		}
 		_, err = tx.exec(`INSERT INTO attempts (id, delivery_id, company_id, app_id, webhook_id, number, started_at, duration_ns,
 			status_code, succeeded, error, response_body)
@@ -183,11 +192,18 @@ func (s *Store) RecordAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		e.WebhookID, e.EventID = webhookID, eventID
 		return insertErrorLog(tx, companyID, e)
 	})
-	if err != nil {
-		return fmt.Errorf("record attempt: %w", err)
-	}
-	return nil
+	return sync.OnceValue(func() error {
+		if err == nil {
+			err = r.wait()
+		}
+		if err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+		return nil
+	})
 }
+
+var _ pimhook.AttemptSubmitter = (*Store)(nil)
 
 // attemptErrorLogEntry is the error-log entry of a failed attempt of a
 // delivery, without the delivery's company, webhook and event.
