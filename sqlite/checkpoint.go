@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"time"
 )
 
 // walAutocheckpoint is the writer's wal_autocheckpoint, in pages: a
@@ -47,6 +48,12 @@ func (c *checkpointer) poke() {
 	}
 }
 
+// checkpointGap is the least time between two checkpoints. The writer
+// pokes after every commit; checkpointing after each would copy a page
+// (an index page, say) as many times as commits wrote it, and sync the
+// database file each time. Letting commits gather copies it once.
+const checkpointGap = 50 * time.Millisecond
+
 func (c *checkpointer) run() {
 	defer close(c.done)
 	ctx := context.Background()
@@ -54,6 +61,7 @@ func (c *checkpointer) run() {
 		if _, err := c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 			c.log.WarnContext(ctx, "wal checkpoint", attrError, err)
 		}
+		time.Sleep(checkpointGap)
 	}
 }
 
