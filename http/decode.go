@@ -161,17 +161,12 @@ func checkKeys(data []byte, v any, prefix string) error {
 	if known == nil {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	keys, ok := topLevelKeys(data)
+	if !ok {
 		return nil // null, which decodes to nothing
 	}
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		key, _ := tok.(string)
+	seen := make(map[string]bool, len(keys))
+	for _, key := range keys {
 		field := joinPath(prefix, key)
 		if !known[key] {
 			return pimhook.FieldError(pimhook.CodeUnknownField, field, "unknown field %q (field names are case-sensitive)", field)
@@ -180,12 +175,117 @@ func checkKeys(data []byte, v any, prefix string) error {
 			return pimhook.FieldError(pimhook.CodeValidation, field, "field %q appears more than once", field)
 		}
 		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil
-		}
 	}
 	return nil
+}
+
+// topLevelKeys returns the keys of the JSON object in data, in order, with
+// ok false when data does not hold an object. It skips over values without
+// checking them: it is for data that encoding/json decodes as well, and so
+// costs one quick pass instead of another full decode.
+func topLevelKeys(data []byte) (keys []string, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	if i = skipSpace(data, i+1); i < len(data) && data[i] == '}' {
+		return keys, true
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return nil, false
+		}
+		end, escaped := skipString(data, i)
+		if end < 0 {
+			return nil, false
+		}
+		key := string(data[i+1 : end-1])
+		if escaped {
+			if json.Unmarshal(data[i:end], &key) != nil {
+				return nil, false
+			}
+		}
+		keys = append(keys, key)
+		if i = skipSpace(data, end); i >= len(data) || data[i] != ':' {
+			return nil, false
+		}
+		if i = skipValue(data, skipSpace(data, i+1)); i < 0 {
+			return nil, false
+		}
+		if i = skipSpace(data, i); i >= len(data) {
+			return nil, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return keys, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at data[i]
+// (a quote), or -1 if it does not end, and whether it holds escapes.
+func skipString(data []byte, i int) (end int, escaped bool) {
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// skipValue returns the index just past the value starting at data[i], or
+// -1 if it does not end.
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return -1
+	}
+	switch data[i] {
+	case '"':
+		end, _ := skipString(data, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				end, _ := skipString(data, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(data) && !strings.ContainsRune(",}] \t\r\n", rune(data[j])) {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
 }
 
 var fieldNameCache sync.Map // reflect.Type -> map[string]bool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -116,12 +117,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 // isBatch tells a batch body ({"events": [...]}) from a single event by its
 // top-level "events" key.
 func isBatch(data []byte) bool {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return false // not an object: decoding it as one event reports why
-	}
-	_, ok := probe["events"]
-	return ok
+	keys, ok := topLevelKeys(data)
+	return ok && slices.Contains(keys, "events")
 }
 
 var integerRE = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
