@@ -144,7 +144,8 @@ type Store interface {
 // AttemptSubmitter is a Store that can take the record of an attempt
 // without the caller waiting for it to be durable, so that a worker may send
 // an app's next delivery while the last one's record is being written.
-// Records submitted by one caller are applied in the order submitted.
+// Records are applied in the order they were submitted, and in order with
+// the caller's RecordAttempt calls.
 type AttemptSubmitter interface {
 	// SubmitAttempt queues RecordAttempt(ctx, d, a). It must not be given
 	// d or a again until wait has returned, which reports what

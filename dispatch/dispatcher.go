@@ -35,11 +35,11 @@ type Config struct {
 	// TypeWorkers gives app types a shared pool of their own, of the given
 	// size; shared apps of other types use the general pool.
 	TypeWorkers map[string]int
-	// BatchSize is how many pending deliveries of an app are read at once.
-	// Default 64.
+	// BatchSize is how many pending deliveries of an app are read at once
+	// (the first read of a turn asks for fewer). Default 64.
 	BatchSize int
-	// Turn is how many deliveries an app in a shared pool sends before the
-	// worker moves on to the next ready app. Default 32.
+	// Turn is how many deliveries an app sends before its worker moves on
+	// to the next app waiting in the pool, if one waits. Default 32.
 	Turn int
 	// DrainTimeout bounds how long Stop lets in-flight attempts finish.
 	// Default 10s.
@@ -390,7 +390,7 @@ func (d *Dispatcher) work(p *pool) {
 		st.state, st.dirty = appRunning, false
 		d.mu.Unlock()
 
-		next, wait := d.serve(st)
+		next, wait := d.serve(st, p)
 
 		d.mu.Lock()
 		switch {
@@ -444,7 +444,8 @@ const (
 // storeRetry is how long an app waits after the store failed it.
 const storeRetry = time.Second
 
-// firstRead is how many pending deliveries the first read of a turn asks for.
+// firstRead is how many pending deliveries the first read of a turn, and a
+// read after a retry, ask for.
 const firstRead = 8
 
 // serve sends an app's pending deliveries in queue order for one turn. A
@@ -458,17 +459,12 @@ const firstRead = 8
 // another worker reads is never behind what was sent. A crash can lose the
 // last records: those deliveries are sent again after the restart, after
 // their first arrival, as at-least-once delivery allows.
-func (d *Dispatcher) serve(st *appState) (res serveResult, wait time.Duration) {
+func (d *Dispatcher) serve(st *appState, p *pool) (res serveResult, wait time.Duration) {
 	ctx, appID := d.sendCtx, st.id
 	recs := &pendingRecords{}
 	defer func() {
-		if err := recs.flush(len(recs.waits)); err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("record attempt", attrApp, appID, attrError, err)
-			}
-			if res != serveLost {
-				res, wait = serveWait, storeRetry
-			}
+		if err := d.flushRecords(ctx, recs); err != nil && res != serveLost {
+			res, wait = serveWait, storeRetry
 		}
 	}()
 	sent := 0
@@ -489,11 +485,8 @@ func (d *Dispatcher) serve(st *appState) (res serveResult, wait time.Duration) {
 			return serveLost, 0
 		}
 		// Bound what is held for records long written.
-		if n := len(recs.waits); n >= 4*d.cfg.BatchSize {
-			if err := recs.flush(n / 2); err != nil {
-				if ctx.Err() == nil {
-					d.log.Error("record attempt", attrApp, appID, attrError, err)
-				}
+		if len(recs.list) >= 2*d.cfg.BatchSize {
+			if err := d.flushRecords(ctx, recs); err != nil {
 				return serveWait, storeRetry
 			}
 		}
@@ -511,7 +504,7 @@ func (d *Dispatcher) serve(st *appState) (res serveResult, wait time.Duration) {
 			if d.isStopping() {
 				return serveIdle, 0
 			}
-			if sent >= d.cfg.Turn && d.othersWait(st) {
+			if sent >= d.cfg.Turn && d.othersWait(p) {
 				return serveMore, 0
 			}
 			if wait := dl.NextAttemptAt.Sub(d.clock.Now()); wait > 0 {
@@ -538,8 +531,12 @@ func (d *Dispatcher) serve(st *appState) (res serveResult, wait time.Duration) {
 				}
 				// The head is due again already: read the queue from
 				// the head. Its record was written after every earlier
-				// one, so the read sees them all.
-				drained, after = false, 0
+				// one (the writer keeps their order), and flush makes
+				// sure none of those failed.
+				if err := d.flushRecords(ctx, recs); err != nil {
+					return serveWait, storeRetry
+				}
+				drained, after, limit = false, 0, min(d.cfg.BatchSize, firstRead)
 				break
 			}
 			after = dl.Seq
@@ -554,10 +551,7 @@ func (d *Dispatcher) serve(st *appState) (res serveResult, wait time.Duration) {
 		if dirty {
 			continue
 		}
-		if err := recs.flush(len(recs.waits)); err != nil {
-			if ctx.Err() == nil {
-				d.log.Error("record attempt", attrApp, appID, attrError, err)
-			}
+		if err := d.flushRecords(ctx, recs); err != nil {
 			return serveWait, storeRetry
 		}
 		d.releaseLease(st)
@@ -565,28 +559,43 @@ func (d *Dispatcher) serve(st *appState) (res serveResult, wait time.Duration) {
 	}
 }
 
-// othersWait reports whether apps wait for a worker of st's pool.
-func (d *Dispatcher) othersWait(st *appState) bool {
+// othersWait reports whether apps wait for a worker of pool p.
+func (d *Dispatcher) othersWait(p *pool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p, ok := d.pools[st.pool]
-	return ok && len(p.ready) > 0
+	return len(p.ready) > 0
 }
 
-// pendingRecords are the records of an app's attempts submitted in the
-// current turn and not yet known to be written, oldest first.
-type pendingRecords struct{ waits []func() error }
+// pendingRecords are the records of an app's successful attempts submitted
+// in the current turn and not yet known to be written, oldest first.
+type pendingRecords struct{ list []pendingRecord }
 
-// flush waits for the n oldest pending records and returns the first
-// failure.
-func (p *pendingRecords) flush(n int) error {
+type pendingRecord struct {
+	dl   *pimhook.Delivery
+	a    *pimhook.Attempt
+	wait func() error
+}
+
+// flushRecords waits for every pending record. A record that failed is
+// written again before anything else happens to the app: its attempt
+// happened, and a delivery left pending behind later ones that went out
+// would be sent again after them. It returns the first failure of a second
+// try, after logging it.
+func (d *Dispatcher) flushRecords(ctx context.Context, recs *pendingRecords) error {
 	var first error
-	for _, wait := range p.waits[:n] {
-		if err := wait(); err != nil && first == nil {
+	for _, r := range recs.list {
+		if r.wait() == nil {
+			continue
+		}
+		if err := d.store.RecordAttempt(context.WithoutCancel(ctx), r.dl, r.a); err != nil && first == nil {
 			first = err
+			if ctx.Err() == nil {
+				d.log.Error("record attempt", attrApp, r.dl.AppID, attrDelivery, r.dl.ID, attrError, err)
+			}
 		}
 	}
-	p.waits = append(p.waits[:0], p.waits[n:]...)
+	clear(recs.list)
+	recs.list = recs.list[:0]
 	return first
 }
 
@@ -697,8 +706,10 @@ func (d *Dispatcher) attempt(ctx context.Context, st *appState, dl *pimhook.Deli
 	}
 	if ok && d.submitter != nil {
 		// The attempt happened: its record is written even if Stop
-		// cancels sending meanwhile.
-		recs.waits = append(recs.waits, d.submitter.SubmitAttempt(context.WithoutCancel(ctx), dl, a))
+		// cancels sending meanwhile. The body is not needed any more, and
+		// is not held while the record waits.
+		dl.Payload = nil
+		recs.list = append(recs.list, pendingRecord{dl: dl, a: a, wait: d.submitter.SubmitAttempt(context.WithoutCancel(ctx), dl, a)})
 	} else if err := d.store.RecordAttempt(ctx, dl, a); err != nil {
 		// Failures are recorded before the health check that reads them.
 		return false, fmt.Errorf("record attempt: %w", err)
