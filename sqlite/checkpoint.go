@@ -30,11 +30,12 @@ type checkpointer struct {
 	db   *sql.DB
 	log  *slog.Logger
 	kick chan struct{}
+	quit chan struct{} // closed by stop: no more waiting between checkpoints
 	done chan struct{}
 }
 
 func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
-	c := &checkpointer{db: db, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &checkpointer{db: db, log: log, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -61,13 +62,19 @@ func (c *checkpointer) run() {
 		if _, err := c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 			c.log.WarnContext(ctx, "wal checkpoint", attrError, err)
 		}
-		time.Sleep(checkpointGap)
+		gap := time.NewTimer(checkpointGap)
+		select {
+		case <-gap.C:
+		case <-c.quit:
+			gap.Stop()
+		}
 	}
 }
 
 // stop waits for a running checkpoint and ends the checkpointer. The
 // writer must be stopped first: it pokes.
 func (c *checkpointer) stop() {
+	close(c.quit)
 	close(c.kick)
 	<-c.done
 }
