@@ -180,7 +180,8 @@ func checkKeys(data []byte, v any, prefix string) error {
 }
 
 // topLevelKeys returns the keys of the JSON object in data, in order, with
-// ok false when data does not hold an object. It skips over values without
+// ok false when data does not hold one object (and nothing but space after
+// it). It skips over values without
 // checking them: it is for data that encoding/json decodes as well, and so
 // costs one quick pass instead of another full decode.
 func topLevelKeys(data []byte) (keys []string, ok bool) {
@@ -189,7 +190,7 @@ func topLevelKeys(data []byte) (keys []string, ok bool) {
 		return nil, false
 	}
 	if i = skipSpace(data, i+1); i < len(data) && data[i] == '}' {
-		return keys, true
+		return keys, skipSpace(data, i+1) == len(data)
 	}
 	for {
 		if i >= len(data) || data[i] != '"' {
@@ -219,6 +220,9 @@ func topLevelKeys(data []byte) (keys []string, ok bool) {
 		case ',':
 			i = skipSpace(data, i+1)
 		case '}':
+			if skipSpace(data, i+1) != len(data) {
+				return nil, false // more after the object: not one object
+			}
 			return keys, true
 		default:
 			return nil, false

@@ -21,6 +21,7 @@ func TestTopLevelKeys(t *testing.T) {
 		`{"s":"a\\","t":"\\\"","n":{"deep":[[[[]]]]}}`,
 		`{"a":1,"a":2}`,
 		`{"data":"{\"not\":\"a key\"}","b":[]}`,
+		"{\"a\":1} \n\t",
 	}
 	for _, in := range objects {
 		got, ok := topLevelKeys([]byte(in))
@@ -33,7 +34,7 @@ func TestTopLevelKeys(t *testing.T) {
 			t.Errorf("%s: keys %q, want %q", in, got, want)
 		}
 	}
-	for _, in := range []string{``, `null`, `[]`, `"x"`, `{`, `{"a"`, `{"a":`, `{"a":1`, `{"a" 1}`, `{a:1}`, `{"a":1,}x`, `{"a":"unterminated}`, `{"a":[1,2}`} {
+	for _, in := range []string{``, `null`, `[]`, `"x"`, `{`, `{"a"`, `{"a":`, `{"a":1`, `{"a" 1}`, `{a:1}`, `{"a":1,}x`, `{"a":"unterminated}`, `{"a":[1,2}`, `{"events":[]} x`, `{} {}`, `{"a":1}}`} {
 		if keys, ok := topLevelKeys([]byte(in)); ok {
 			t.Errorf("%s: taken for an object with keys %q", in, keys)
 		}
