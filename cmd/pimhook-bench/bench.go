@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,6 +51,11 @@ func Measure(ctx context.Context, cfg Config, progress io.Writer) (res *Result, 
 			return res, fmt.Errorf("work dir: %w", err)
 		}
 		defer os.RemoveAll(dir)
+	}
+	if cfg.Profiles != "" {
+		if err := os.MkdirAll(cfg.Profiles, 0o755); err != nil {
+			return res, fmt.Errorf("profiles dir: %w", err)
+		}
 	}
 	h := &harness{cfg: cfg, dir: dir, bin: cfg.Pimhook, progress: progress, res: res,
 		maker: newEventMaker(cfg.PayloadBytes, cfg.Products)}
@@ -260,7 +266,7 @@ func (h *harness) profileCPU(ctx context.Context, p *pimhookProc, name string, w
 			done <- ctx.Err()
 			return
 		}
-		secs := max(1, int(w.seconds()))
+		secs := max(1, int(math.Ceil(w.seconds())))
 		done <- p.profile(ctx, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(h.cfg.Profiles, name+".cpu.pprof"))
 	}()
 	return func() error { return <-done }

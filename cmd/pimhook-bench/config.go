@@ -190,7 +190,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Pimhook, "pimhook", c.Pimhook, "pimhook binary to run (default: build ./cmd/pimhook)")
 	fs.StringVar(&c.Dir, "dir", c.Dir, "working directory for the binary, data and logs (default: a temporary directory, removed afterwards)")
 	fs.StringVar(&c.Out, "out", c.Out, "write the result as JSON to this file")
-	fs.StringVar(&c.Profiles, "profiles", c.Profiles, "write pprof profiles of pimhook (CPU per timed scenario, heap of the backlog) to this directory")
+	fs.StringVar(&c.Profiles, "profiles", c.Profiles, "write pprof profiles of pimhook (CPU per timed scenario, heap of the backlog) to this directory; profiling costs pimhook CPU, so compare figures only between runs that both profile or both do not")
 	scenarios := fs.String("scenarios", strings.Join(c.Scenarios, ","), "scenarios to run, comma-separated")
 	fs.IntVar(&c.Clients, "clients", c.Clients, "concurrent keep-alive HTTP clients")
 	fs.IntVar(&c.Apps, "apps", c.Apps, "apps (one webhook each) for throughput, latency and noisy")

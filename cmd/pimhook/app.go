@@ -128,6 +128,11 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:   m.Logger,
 		Authed:   map[string]http.Handler{"POST /graphql": gql, "GET /graphql": gql},
 	}
+	if m.Config.DebugListen != "" {
+		if err := m.serveDebug(); err != nil {
+			return err
+		}
+	}
 	m.Listener, err = net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -143,12 +148,6 @@ func (m *Main) Run(ctx context.Context) error {
 		m.stopPrune = cancel
 		go m.prune(pctx)
 	}
-	if m.Config.DebugListen != "" {
-		if err := m.serveDebug(); err != nil {
-			m.Listener.Close()
-			return err
-		}
-	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.Server.Serve(m.Listener) }()
 	m.Logger.Info("pimhook listening", "addr", "http://"+m.Listener.Addr().String(), "data_dir", m.Config.DataDir)
@@ -159,7 +158,7 @@ func (m *Main) Run(ctx context.Context) error {
 // finish (bounded by the drain timeout), close the store.
 func (m *Main) Close() error {
 	var errs []error
-	if m.Server != nil {
+	if m.Server != nil && m.served != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, m.Server.Shutdown(ctx))
 		cancel()

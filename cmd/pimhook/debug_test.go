@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"math"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDebugListener: --debug-listen serves the runtime's profiles on its
@@ -38,6 +40,20 @@ func TestDebugListener(t *testing.T) {
 	plain := startMain(t)
 	if plain.DebugListener != nil {
 		t.Errorf("a debug listener without --debug-listen: %v", plain.DebugListener.Addr())
+	}
+
+	// An address in use fails the start, and Close still returns.
+	busy := NewMain(Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), APIKey: testKey, SharedWorkers: 1,
+		DrainTimeout: time.Second, DebugListen: m.DebugListener.Addr().String()}, io.Discard)
+	if err := busy.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "debug listen") {
+		t.Errorf("start with the debug address in use: %v", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- busy.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close after a failed start did not return")
 	}
 }
 
