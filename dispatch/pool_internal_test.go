@@ -21,22 +21,8 @@ func TestIdleAppsLeaveNothingBehind(t *testing.T) {
 	ctx := context.Background()
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer recv.Close()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pimhook.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	co, cat, d := newInternalDispatcher(t, NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}))
 	now := time.Now()
-	co := &pimhook.Company{ID: "co", Name: "co", CreatedAt: now}
-	if err := s.CreateCompany(ctx, co); err != nil {
-		t.Fatal(err)
-	}
-	cat := NewCatalog(s)
-	d, err := New(Config{Catalog: cat, Client: NewClient(ClientConfig{Guard: NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(ctx)
 	for range 5 {
 		a := &pimhook.App{ID: pimhook.NewID(pimhook.PrefixApp, now), CompanyID: co.ID, Name: "d", AppType: "generic", Worker: pimhook.WorkerDedicated, CreatedAt: now, UpdatedAt: now}
 		if err := cat.CreateApp(ctx, a); err != nil {
@@ -63,7 +49,7 @@ func TestIdleAppsLeaveNothingBehind(t *testing.T) {
 			}
 		}
 		d.mu.Unlock()
-		pending, err := s.PendingApps(ctx)
+		pending, err := cat.PendingApps(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,4 +61,27 @@ func TestIdleAppsLeaveNothingBehind(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// newInternalDispatcher is a dispatcher, not started, on a real SQLite file
+// with one company; the test's cleanup stops it and closes the store.
+func newInternalDispatcher(t *testing.T, guard *Guard) (*pimhook.Company, *Catalog, *Dispatcher) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pimhook.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	co := &pimhook.Company{ID: "co", Name: "co", CreatedAt: time.Now()}
+	if err := s.CreateCompany(ctx, co); err != nil {
+		t.Fatal(err)
+	}
+	cat := NewCatalog(s)
+	d, err := New(Config{Catalog: cat, Client: NewClient(ClientConfig{Guard: guard})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(ctx) })
+	return co, cat, d
 }

@@ -2,13 +2,11 @@ package dispatch
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/pimhook/pimhook"
-	"github.com/pimhook/pimhook/sqlite"
 )
 
 // TestSubscriptionIndex: the fan-out index gives, for every entity type,
@@ -17,22 +15,8 @@ import (
 func TestSubscriptionIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pimhook.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	co, cat, d := newInternalDispatcher(t, nil)
 	now := time.Now()
-	co := &pimhook.Company{ID: "co", Name: "co", CreatedAt: now}
-	if err := s.CreateCompany(ctx, co); err != nil {
-		t.Fatal(err)
-	}
-	cat := NewCatalog(s)
-	d, err := New(Config{Catalog: cat, Client: NewClient(ClientConfig{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(ctx)
 	app := &pimhook.App{ID: "app_1", CompanyID: co.ID, Name: "before", AppType: "generic", CreatedAt: now, UpdatedAt: now}
 	if err := cat.CreateApp(ctx, app); err != nil {
 		t.Fatal(err)
