@@ -36,7 +36,7 @@ build: ## build bin/pimhook
 bench: ## run the Go benchmarks once
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-bench-e2e: ## run the end-to-end benchmark of BENCHMARKS.md (about 10 minutes); JSON in bin/
+bench-e2e: ## run the end-to-end benchmark of BENCHMARKS.md (about 15 minutes); JSON in bin/
 	@mkdir -p bin
 	$(GO) run ./cmd/pimhook-bench -out bin/bench-e2e.json
 
