@@ -85,23 +85,34 @@ func (h *harness) throughput(ctx context.Context, name string, batch int) (Scena
 	h.rcv.track(t)
 	defer h.rcv.track(nil)
 	tgt := &pimhookTarget{api: in.p.api, maker: h.maker, entityType: appEntityType, batch: batch > 1}
-	cpu := meterCPU(in.p.pid())
-	_, w := h.timed()
-	prof := h.profileCPU(ctx, in.p, name, w)
-	st, err := closedLoop{target: tgt, tracker: t, keys: &h.keys, appOf: roundRobin(h.cfg.Apps),
-		clients: h.cfg.Clients, batch: batch, maxOutstanding: h.cfg.MaxOutstanding}.run(ctx, w.to)
-	if err = errors.Join(err, prof()); err != nil {
-		return sr, fmt.Errorf("%w\n%s", err, in.p.logTail())
-	}
-	if err := t.waitAll(ctx, h.cfg.Stall); err != nil {
+	st, err := h.closedRun(ctx, &sr, in.p, tgt, t, h.cfg.Apps, batch)
+	if err != nil {
 		return sr, err
 	}
-	fill(&sr, t, st, w, nil)
-	cpu.charge(&sr)
-	sr.PeakRSSMiB = mib(procStatusKiB(in.p.pid(), "VmHWM"))
 	sr.Note = fmt.Sprintf("ingest %.0f events/s in %d POSTs; at most %d deliveries outstanding, so latencies are queueing",
 		sr.IngestPerSecond, st.posts, h.cfg.MaxOutstanding)
 	return sr, nil
+}
+
+// closedRun drives p with the closed-loop clients, events round-robin over
+// apps in POSTs of batch, for the warm-up and the measured window, waits
+// for every delivery, and fills sr with what t saw and what p used.
+func (h *harness) closedRun(ctx context.Context, sr *ScenarioResult, p *pimhookProc, tgt *pimhookTarget, t *tracker, apps, batch int) (loadStats, error) {
+	cpu := meterCPU(p.pid())
+	_, w := h.timed()
+	prof := h.profileCPU(ctx, p, sr.Name, w)
+	st, err := closedLoop{target: tgt, tracker: t, keys: &h.keys, appOf: roundRobin(apps),
+		clients: h.cfg.Clients, batch: batch, maxOutstanding: h.cfg.MaxOutstanding}.run(ctx, w.to)
+	if err = errors.Join(err, prof()); err != nil {
+		return st, fmt.Errorf("%w\n%s", err, p.logTail())
+	}
+	if err := t.waitAll(ctx, h.cfg.Stall); err != nil {
+		return st, err
+	}
+	fill(sr, t, st, w, nil)
+	cpu.charge(sr)
+	sr.PeakRSSMiB = mib(procStatusKiB(p.pid(), "VmHWM"))
+	return st, nil
 }
 
 // latencyRate is the fixed rate of the latency and noisy scenarios: half
@@ -208,20 +219,9 @@ func (h *harness) oneApp(ctx context.Context) (sr ScenarioResult, err error) {
 	t := newTracker(h.keys.peek(), 1)
 	h.rcv.track(t)
 	tgt := &pimhookTarget{api: in.p.api, maker: h.maker, entityType: func(int) string { return "bench_solo" }}
-	cpu := meterCPU(in.p.pid())
-	_, w := h.timed()
-	prof := h.profileCPU(ctx, in.p, sr.Name, w)
-	st, err := closedLoop{target: tgt, tracker: t, keys: &h.keys, appOf: roundRobin(1),
-		clients: h.cfg.Clients, batch: 1, maxOutstanding: h.cfg.MaxOutstanding}.run(ctx, w.to)
-	if err = errors.Join(err, prof()); err != nil {
-		return sr, fmt.Errorf("%w\n%s", err, in.p.logTail())
-	}
-	if err := t.waitAll(ctx, h.cfg.Stall); err != nil {
+	if _, err := h.closedRun(ctx, &sr, in.p, tgt, t, 1, 1); err != nil {
 		return sr, err
 	}
-	fill(&sr, t, st, w, nil)
-	cpu.charge(&sr)
-	sr.PeakRSSMiB = mib(procStatusKiB(in.p.pid(), "VmHWM"))
 	sr.Note = fmt.Sprintf("ingest %.0f events/s; latencies are queueing behind at most %d outstanding", sr.IngestPerSecond, h.cfg.MaxOutstanding)
 	return sr, nil
 }
