@@ -97,7 +97,7 @@ func jobState(ctx context.Context, q querier, companyID, jobID, lock string) (in
 // node die. Another node holding it, lockJob polls for it, less and less
 // often, until ctx ends.
 func (s *Store) lockJob(ctx context.Context, companyID, jobID string) (unlock func(), err error) {
-	unlockLocal, err := s.jobLocks.lock(ctx, jobKey{companyID, jobID})
+	unlockLocal, err := s.jobLocks.Lock(ctx, jobKey{companyID, jobID})
 	if err != nil {
 		return nil, err
 	}
@@ -288,81 +288,3 @@ func (s *Store) sweepSet(ctx context.Context, set int64) error {
 
 // jobKey names a job.
 type jobKey struct{ companyID, jobID string }
-
-// jobLocks serializes the runs of each job within the process. A lock
-// lives while some run holds or waits for it.
-type jobLocks struct {
-	mu    sync.Mutex
-	locks map[jobKey]*jobLock
-}
-
-type jobLock struct {
-	token chan struct{} // full while a run of the job is staged
-	refs  int           // runs holding or waiting for the lock
-}
-
-// lock waits until no other run of the job is staged, or ctx ends.
-func (l *jobLocks) lock(ctx context.Context, k jobKey) (unlock func(), err error) {
-	l.mu.Lock()
-	if l.locks == nil {
-		l.locks = map[jobKey]*jobLock{}
-	}
-	jl := l.locks[k]
-	if jl == nil {
-		jl = &jobLock{token: make(chan struct{}, 1)}
-		l.locks[k] = jl
-	}
-	jl.refs++
-	l.mu.Unlock()
-	select {
-	case jl.token <- struct{}{}:
-		return sync.OnceFunc(func() {
-			<-jl.token
-			l.release(k, jl)
-		}), nil
-	case <-ctx.Done():
-		l.release(k, jl)
-		return nil, ctx.Err()
-	}
-}
-
-func (l *jobLocks) release(k jobKey, jl *jobLock) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if jl.refs--; jl.refs == 0 {
-		delete(l.locks, k)
-	}
-}
-
-// tasks runs the store's background work; stop ends it.
-type tasks struct {
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func newTasks() *tasks {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &tasks{ctx: ctx, cancel: cancel}
-}
-
-// Go runs fn in a goroutine, unless stop was called; it reports whether
-// it did.
-func (t *tasks) Go(fn func(ctx context.Context)) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ctx.Err() != nil {
-		return false
-	}
-	t.wg.Go(func() { fn(t.ctx) })
-	return true
-}
-
-// stop cancels the running tasks and waits for them to return.
-func (t *tasks) stop() {
-	t.mu.Lock()
-	t.cancel()
-	t.mu.Unlock()
-	t.wg.Wait()
-}

@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/internal/proc"
 )
 
 var _ pimhook.Store = (*Store)(nil)
@@ -75,11 +76,11 @@ type Store struct {
 	ns     string // the schema, as advisory lock keys name it
 	closed atomic.Bool
 
-	ingestQ   ingestQueue   // Ingest calls waiting for a transaction
-	ingestTxs atomic.Int64  // transactions of Ingest calls run, for tests
-	jobLocks  jobLocks      // serialize the runs of each job within the process
-	tasks     *tasks        // background sweeping of job state
-	listenPID atomic.Uint32 // the backend of the latest ListenWork connection, for tests
+	ingestQ   ingestQueue           // Ingest calls waiting for a transaction
+	ingestTxs atomic.Int64          // transactions of Ingest calls run, for tests
+	jobLocks  proc.KeyLocks[jobKey] // serialize the runs of each job within the process
+	tasks     *proc.Tasks           // background sweeping of job state
+	listenPID atomic.Uint32         // the backend of the latest ListenWork connection, for tests
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value
@@ -110,7 +111,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	s := &Store{pool: pool, log: opts.Logger, schema: opts.Schema, tasks: newTasks()}
+	s := &Store{pool: pool, log: opts.Logger, schema: opts.Schema, tasks: proc.NewTasks()}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open: connect to %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
@@ -146,7 +147,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.ingestQ.close()
-	s.tasks.stop()
+	s.tasks.Stop()
 	s.pool.Close()
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/internal/proc"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -81,9 +82,9 @@ type Store struct {
 	ck   *checkpointer
 	log  *slog.Logger
 
-	stmts    stmtCache // prepared on the read pool
-	jobLocks jobLocks  // serialize the runs of each job
-	tasks    *tasks    // background sweeping of job state
+	stmts    stmtCache             // prepared on the read pool
+	jobLocks proc.KeyLocks[jobKey] // serialize the runs of each job
+	tasks    *proc.Tasks           // background sweeping of job state
 }
 
 // Open opens the SQLite file at path, creating it if needed, brings its
@@ -127,7 +128,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w:     startWriter(wdb, opts.MaxBatch, ck.poke),
 		ck:    ck,
 		log:   opts.Logger,
-		tasks: newTasks(),
+		tasks: proc.NewTasks(),
 	}
 	if err := s.sweepGarbage(ctx); err != nil {
 		s.Close()
@@ -196,7 +197,7 @@ func openDB(path string, opts Options, params ...string) (*sql.DB, error) {
 // database. Background sweeping of old job state stops where it is; the
 // next Open resumes it. Calling Close again does nothing.
 func (s *Store) Close() error {
-	s.tasks.stop()
+	s.tasks.Stop()
 	if !s.w.close() {
 		return nil
 	}
