@@ -126,6 +126,15 @@ const (
 	MaxPage     = 1000
 )
 
+// PageLimit is the size of a list page asked for with limit: at most
+// MaxPage, DefaultPage when limit is not positive.
+func PageLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultPage
+	}
+	return min(limit, MaxPage)
+}
+
 // DeliveryPage reads one page of the deliveries f selects, at most f.Limit
 // of them, newest first, and tells whether another page follows. It reads
 // one delivery more than the page to know. A page of MaxDeliveryPage cannot

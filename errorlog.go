@@ -25,6 +25,18 @@ func ParseErrorSource(s string) (ErrorSource, error) {
 	return "", Errorf(KindInvalid, CodeInvalidQuery, "source must be webhook, bulk_operation, filter or webhook_health, got %q", s)
 }
 
+// Check refuses an entry the error log cannot hold: one without an ID or
+// with an unknown source.
+func (e *ErrorLogEntry) Check() error {
+	if e.ID == "" {
+		return Errorf(KindInvalid, CodeValidation, "an error-log entry needs an ID")
+	}
+	if _, err := ParseErrorSource(string(e.Source)); err != nil {
+		return Errorf(KindInvalid, CodeValidation, "error-log entry %q has an unknown source %q", e.ID, e.Source)
+	}
+	return nil
+}
+
 // ErrorLogEntry is one entry of a company's error log: what a receiver
 // answered when it failed (its status and body, capped at ResponseBodyCap),
 // or why a filter or reducer failed on an event.

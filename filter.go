@@ -158,17 +158,17 @@ func ValidateEventSlug(slug, field string) error {
 // FilterReducerFor returns the configuration w applies to the event named
 // name: the one of that slug, else the "*" one, else nil.
 func (w *Webhook) FilterReducerFor(name string) *FilterReducer {
-	var any *FilterReducer
+	var wildcard *FilterReducer
 	for i := range w.FilterReducers {
 		fr := &w.FilterReducers[i]
 		switch fr.EventSlug {
 		case name:
 			return fr
 		case AnyEventSlug:
-			any = fr
+			wildcard = fr
 		}
 	}
-	return any
+	return wildcard
 }
 
 // SetFilterReducer replaces w's configuration for fr.EventSlug with fr, or
@@ -245,4 +245,40 @@ func CheckFilterReducer(c FilterCompiler, fr *FilterReducer, filterField, reduce
 func IsNullJSON(b json.RawMessage) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) == 0 || bytes.Equal(b, []byte("null"))
+}
+
+// EncodeFilterReducers encodes a webhook's filter_reducers as a JSON array,
+// as the stores keep it. json.Marshal would compact each reducer
+// configuration and escape its HTML characters; the configuration is the
+// user's document, so it is written as given instead, and json.Unmarshal
+// gives it back byte for byte.
+func EncodeFilterReducers(frs []FilterReducer) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, fr := range frs {
+		head, err := json.Marshal(struct {
+			EventSlug string  `json:"event_slug"`
+			Filter    *Filter `json:"filter_configuration,omitempty"`
+		}{fr.EventSlug, fr.Filter})
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if len(fr.Reducer) == 0 {
+			b.Write(head)
+			continue
+		}
+		if !json.Valid(fr.Reducer) {
+			return nil, FieldError(CodeInvalidReducer, fmt.Sprintf("filter_reducers[%d].reducer_configuration", i),
+				"reducer_configuration is not valid JSON")
+		}
+		b.Write(head[:len(head)-1]) // without its closing brace
+		b.WriteString(`,"reducer_configuration":`)
+		b.Write(fr.Reducer)
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.Bytes(), nil
 }

@@ -137,9 +137,9 @@ const (
 // (pimhook.DefaultPage when limit is not positive, capped at
 // pimhook.MaxPage). The runs of a deleted operation are listed too.
 func (s *Store) BulkRuns(ctx context.Context, companyID, name, beforeID string, limit int) ([]*pimhook.BulkRun, error) {
-	query, args := bulkRunsQuery, []any{companyID, name, pageLimit(limit)}
+	query, args := bulkRunsQuery, []any{companyID, name, pimhook.PageLimit(limit)}
 	if beforeID != "" {
-		query, args = bulkRunsBeforeQuery, []any{companyID, name, beforeID, pageLimit(limit)}
+		query, args = bulkRunsBeforeQuery, []any{companyID, name, beforeID, pimhook.PageLimit(limit)}
 	}
 	runs, err := queryAll(ctx, s, scanBulkRun, query, args...)
 	if err != nil {

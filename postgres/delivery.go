@@ -77,11 +77,7 @@ func (s *Store) Deliveries(ctx context.Context, f pimhook.DeliveryFilter) ([]*pi
 	if f.BeforeSeq > 0 {
 		w.add("seq < ?", f.BeforeSeq)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = pimhook.DefaultDeliveryPage
-	}
-	limit = min(limit, pimhook.MaxDeliveryPage)
+	limit := pimhook.PageLimit(f.Limit)
 	query, args := w.query(`SELECT `+deliveryColumns+` FROM deliveries d`, ` ORDER BY seq DESC LIMIT ?`, limit)
 	ds, err := queryAll(ctx, s, scanDelivery, query, args...)
 	if err != nil {

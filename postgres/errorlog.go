@@ -51,27 +51,7 @@ func errorLogQuery(f pimhook.ErrorLogFilter) (string, []any) {
 	if f.BeforeID != "" {
 		w.add("id < ?", f.BeforeID)
 	}
-	return w.query(`SELECT `+errorLogColumnList+` FROM error_log`, ` ORDER BY id DESC LIMIT ?`, pageLimit(f.Limit))
-}
-
-// pageLimit is the size of a list page asked for with limit: at most
-// pimhook.MaxPage, pimhook.DefaultPage when limit is not positive.
-func pageLimit(limit int) int {
-	if limit <= 0 {
-		return pimhook.DefaultPage
-	}
-	return min(limit, pimhook.MaxPage)
-}
-
-// checkErrorLogEntry refuses an entry the log cannot hold.
-func checkErrorLogEntry(e *pimhook.ErrorLogEntry) error {
-	if e.ID == "" {
-		return pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation, "an error-log entry needs an ID")
-	}
-	if _, err := pimhook.ParseErrorSource(string(e.Source)); err != nil {
-		return pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation, "error-log entry %q has an unknown source %q", e.ID, e.Source)
-	}
-	return nil
+	return w.query(`SELECT `+errorLogColumnList+` FROM error_log`, ` ORDER BY id DESC LIMIT ?`, pimhook.PageLimit(f.Limit))
 }
 
 // errorLogColumns are entries to insert, column by column.
@@ -87,7 +67,7 @@ type errorLogColumns struct {
 // add checks e and adds it to companyID's error log, whatever company e
 // names, so that a write for one company cannot reach another's log.
 func (c *errorLogColumns) add(companyID string, e *pimhook.ErrorLogEntry) error {
-	if err := checkErrorLogEntry(e); err != nil {
+	if err := e.Check(); err != nil {
 		return err
 	}
 	c.companyID, c.id, c.source = append(c.companyID, companyID), append(c.id, e.ID), append(c.source, string(e.Source))

@@ -137,7 +137,8 @@ func TestRequeueDeliveries(t *testing.T) {
 	if got := ids2(queue); !slices.Equal(got, want) {
 		t.Errorf("queue after requeue: %v, want %v", got, want)
 	}
-	// Its attempts stay, and the next one's number follows on.
+	// Its attempts stay; the next one's number follows on from Attempts,
+	// checked above.
 	if as, err := s.Attempts(ctx, x.ds[0].ID); err != nil || len(as) != 1 {
 		t.Errorf("attempts of a requeued delivery: %v, %v", as, err)
 	}

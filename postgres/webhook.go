@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,45 +152,10 @@ func webhookJSON(w *pimhook.Webhook) (c webhookColumnsJSON, err error) {
 	if c.headers, err = jsonBytes(w.Headers, "{}"); err != nil {
 		return c, err
 	}
-	if c.filterReducers, err = filterReducersJSON(w.FilterReducers); err != nil {
+	if c.filterReducers, err = pimhook.EncodeFilterReducers(w.FilterReducers); err != nil {
 		return c, err
 	}
 	return c, nil
-}
-
-// filterReducersJSON encodes a webhook's filter_reducers as a JSON array.
-// json.Marshal would compact each reducer configuration and escape its
-// HTML characters; the configuration is the user's document, so it is
-// written as given instead, and json.Unmarshal gives it back byte for byte.
-func filterReducersJSON(frs []pimhook.FilterReducer) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('[')
-	for i, fr := range frs {
-		head, err := json.Marshal(struct {
-			EventSlug string          `json:"event_slug"`
-			Filter    *pimhook.Filter `json:"filter_configuration,omitempty"`
-		}{fr.EventSlug, fr.Filter})
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if len(fr.Reducer) == 0 {
-			b.Write(head)
-			continue
-		}
-		if !json.Valid(fr.Reducer) {
-			return nil, pimhook.FieldError(pimhook.CodeInvalidReducer, fmt.Sprintf("filter_reducers[%d].reducer_configuration", i),
-				"reducer_configuration is not valid JSON")
-		}
-		b.Write(head[:len(head)-1]) // without its closing brace
-		b.WriteString(`,"reducer_configuration":`)
-		b.Write(fr.Reducer)
-		b.WriteByte('}')
-	}
-	b.WriteByte(']')
-	return b.Bytes(), nil
 }
 
 func scanWebhook(row pgx.Row) (*pimhook.Webhook, error) {

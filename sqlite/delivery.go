@@ -78,11 +78,7 @@ func (s *Store) Deliveries(ctx context.Context, f pimhook.DeliveryFilter) ([]*pi
 	if f.BeforeSeq > 0 {
 		add("seq < ?", f.BeforeSeq)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = pimhook.DefaultDeliveryPage
-	}
-	limit = min(limit, pimhook.MaxDeliveryPage)
+	limit := pimhook.PageLimit(f.Limit)
 	args = append(args, limit)
 	ds, err := s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+strings.Join(where, " AND ")+
 		` ORDER BY seq DESC LIMIT ?`, args...)

@@ -54,30 +54,16 @@ func errorLogQuery(f pimhook.ErrorLogFilter) (string, []any) {
 	if f.BeforeID != "" {
 		add("id < ?", f.BeforeID)
 	}
-	args = append(args, pageLimit(f.Limit))
+	args = append(args, pimhook.PageLimit(f.Limit))
 	return `SELECT ` + errorLogColumns + ` FROM error_log WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY id DESC LIMIT ?`, args
-}
-
-// pageLimit is the size of a list page asked for with limit: at most
-// pimhook.MaxPage, pimhook.DefaultPage when limit is not positive.
-func pageLimit(limit int) int {
-	if limit <= 0 {
-		return pimhook.DefaultPage
-	}
-	return min(limit, pimhook.MaxPage)
 }
 
 // insertErrorLog stores an entry in companyID's error log, whatever company
 // e names, so that a write for one company cannot reach another's log.
 func insertErrorLog(tx *wtx, companyID string, e *pimhook.ErrorLogEntry) error {
-	if e.ID == "" {
-		return pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation, "an error-log entry needs an ID")
-	}
-	switch e.Source {
-	case pimhook.ErrorSourceWebhook, pimhook.ErrorSourceBulk, pimhook.ErrorSourceFilter, pimhook.ErrorSourceHealth:
-	default:
-		return pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation, "error-log entry %q has an unknown source %q", e.ID, e.Source)
+	if err := e.Check(); err != nil {
+		return err
 	}
 	if found, err := exists(tx, `SELECT 1 FROM error_log WHERE id = ?`, e.ID); err != nil || found {
 		return orConflict(err, "error-log entry %q already exists", e.ID)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pimhook/pimhook"
@@ -157,45 +156,12 @@ func webhookJSON(w *pimhook.Webhook) (c webhookColumnsJSON, err error) {
 			return c, err
 		}
 	}
-	if c.filterReducers, err = filterReducersText(w.FilterReducers); err != nil {
+	frs, err := pimhook.EncodeFilterReducers(w.FilterReducers)
+	if err != nil {
 		return c, err
 	}
+	c.filterReducers = string(frs)
 	return c, nil
-}
-
-// filterReducersText encodes a webhook's filter_reducers as a JSON array.
-// json.Marshal would compact each reducer configuration and escape its
-// HTML characters; the configuration is the user's document, so it is
-// written as given instead, and json.Unmarshal gives it back byte for byte.
-func filterReducersText(frs []pimhook.FilterReducer) (string, error) {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, fr := range frs {
-		head, err := json.Marshal(struct {
-			EventSlug string          `json:"event_slug"`
-			Filter    *pimhook.Filter `json:"filter_configuration,omitempty"`
-		}{fr.EventSlug, fr.Filter})
-		if err != nil {
-			return "", err
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if len(fr.Reducer) == 0 {
-			b.Write(head)
-			continue
-		}
-		if !json.Valid(fr.Reducer) {
-			return "", pimhook.FieldError(pimhook.CodeInvalidReducer, fmt.Sprintf("filter_reducers[%d].reducer_configuration", i),
-				"reducer_configuration is not valid JSON")
-		}
-		b.Write(head[:len(head)-1]) // without its closing brace
-		b.WriteString(`,"reducer_configuration":`)
-		b.Write(fr.Reducer)
-		b.WriteByte('}')
-	}
-	b.WriteByte(']')
-	return b.String(), nil
 }
 
 func scanWebhook(row scanner) (*pimhook.Webhook, error) {

@@ -285,10 +285,15 @@ func testFailingSince(t *testing.T, s pimhook.Store) {
 	if err != nil {
 		t.Fatalf("webhooks: %v", err)
 	}
+	listed := false
 	for _, w := range ws {
 		if w.ID == x.wa.ID {
+			listed = true
 			wantSame(t, "failing time in the list", timePtr(at(40)), w.FailingSince)
 		}
+	}
+	if !listed {
+		t.Errorf("webhook %s missing from the list", x.wa.ID)
 	}
 }
 
