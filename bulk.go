@@ -35,9 +35,8 @@ func (op *BulkOperation) Normalize() error {
 	if err := ValidateOperationName(op.Name); err != nil {
 		return err
 	}
-	if err := ValidateCallbackURL(op.URL); err != nil {
-		e := err.(*Error)
-		return FieldError(e.Code, "url", "%s", strings.ReplaceAll(e.Message, "callback_url", "url"))
+	if err := validateURL(op.URL, "url"); err != nil {
+		return err
 	}
 	if op.Headers == nil {
 		op.Headers = map[string]string{}

@@ -209,25 +209,29 @@ func (w *Webhook) Normalize() error {
 }
 
 // ValidateCallbackURL checks that u is an absolute http(s) URL with a host.
-func ValidateCallbackURL(u string) error {
+func ValidateCallbackURL(u string) error { return validateURL(u, "callback_url") }
+
+// validateURL checks the URL u given as field: http or https, with a host
+// and without credentials.
+func validateURL(u, field string) error {
 	if u == "" {
-		return FieldError(CodeInvalidURL, "callback_url", "callback_url is required")
+		return FieldError(CodeInvalidURL, field, "%s is required", field)
 	}
 	if len(u) > 2048 {
-		return FieldError(CodeInvalidURL, "callback_url", "callback_url is longer than 2048 characters")
+		return FieldError(CodeInvalidURL, field, "%s is longer than 2048 characters", field)
 	}
 	p, err := url.Parse(u)
 	if err != nil {
-		return FieldError(CodeInvalidURL, "callback_url", "callback_url is not a URL: %v", err)
+		return FieldError(CodeInvalidURL, field, "%s is not a URL: %v", field, err)
 	}
 	if p.Scheme != "http" && p.Scheme != "https" {
-		return FieldError(CodeInvalidURL, "callback_url", "callback_url must use http or https, got %q", p.Scheme)
+		return FieldError(CodeInvalidURL, field, "%s must use http or https, got %q", field, p.Scheme)
 	}
 	if p.Hostname() == "" {
-		return FieldError(CodeInvalidURL, "callback_url", "callback_url has no host")
+		return FieldError(CodeInvalidURL, field, "%s has no host", field)
 	}
 	if p.User != nil {
-		return FieldError(CodeInvalidURL, "callback_url", "callback_url must not carry credentials; use headers")
+		return FieldError(CodeInvalidURL, field, "%s must not carry credentials; use headers", field)
 	}
 	return nil
 }
