@@ -125,12 +125,9 @@ func (d *Dispatcher) bulkProducts(ctx context.Context, companyID string, t pimho
 // matchProducts evaluates a filter over the company's stored products: each
 // product's data is the document the filter's queries read.
 func (d *Dispatcher) matchProducts(ctx context.Context, companyID string, pf *pimhook.Filter) ([]string, error) {
-	if err := d.cfg.Filters.CheckFilter(pf, "filter"); err != nil {
-		return nil, err
-	}
-	f, err := d.cfg.Filters.Filter(pf)
+	f, err := d.cfg.Filters.FilterAt(pf, "filter")
 	if err != nil {
-		return nil, fmt.Errorf("compile filter: %w", err)
+		return nil, err
 	}
 	var names []string
 	err = d.store.Products(ctx, companyID, func(id string, data json.RawMessage) error {

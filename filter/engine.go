@@ -119,52 +119,52 @@ func (e *Engine) Filter(f *pimhook.Filter) (*Filter, error) {
 	return e.filter(f, fieldFilter)
 }
 
+// FilterAt is Filter, with compile errors reported at field as CheckFilter
+// reports them.
+func (e *Engine) FilterAt(f *pimhook.Filter, field string) (*Filter, error) {
+	return e.filter(f, field)
+}
+
 // Reducer returns r compiled, cached by content like filters.
 func (e *Engine) Reducer(r json.RawMessage) (*Reducer, error) {
 	return e.reducer(r, fieldReducer)
 }
 
+// ReducerAt is Reducer, with compile errors reported at field as
+// CheckReducer reports them.
+func (e *Engine) ReducerAt(r json.RawMessage, field string) (*Reducer, error) {
+	return e.reducer(r, field)
+}
+
 func (e *Engine) filter(f *pimhook.Filter, field string) (*Filter, error) {
 	var buf [256]byte
 	key := appendFilterKey(buf[:0], f, 0)
-	e.mu.Lock()
-	c, ok := e.filters[string(key)]
-	e.mu.Unlock()
-	if ok {
-		return c, nil
-	}
-	c, err := compileFilter(e, f, field)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	if old, ok := e.filters[string(key)]; ok {
-		c = old
-	} else {
-		evictOne(e.filters, e.cfg.Cache)
-		e.filters[string(key)] = c
-	}
-	e.mu.Unlock()
-	return c, nil
+	return cached(e, e.filters, key, func() (*Filter, error) { return compileFilter(e, f, field) })
 }
 
 func (e *Engine) reducer(r json.RawMessage, field string) (*Reducer, error) {
+	return cached(e, e.reducers, r, func() (*Reducer, error) { return compileReducer(e, r, field) })
+}
+
+// cached returns m's entry for key, compiling and storing it on a miss.
+// Two goroutines that miss together both compile; the first stored wins.
+func cached[V any](e *Engine, m map[string]V, key []byte, compile func() (V, error)) (V, error) {
 	e.mu.Lock()
-	c, ok := e.reducers[string(r)]
+	c, ok := m[string(key)]
 	e.mu.Unlock()
 	if ok {
 		return c, nil
 	}
-	c, err := compileReducer(e, r, field)
+	c, err := compile()
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	e.mu.Lock()
-	if old, ok := e.reducers[string(r)]; ok {
+	if old, ok := m[string(key)]; ok {
 		c = old
 	} else {
-		evictOne(e.reducers, e.cfg.Cache)
-		e.reducers[string(r)] = c
+		evictOne(m, e.cfg.Cache)
+		m[string(key)] = c
 	}
 	e.mu.Unlock()
 	return c, nil

@@ -82,10 +82,7 @@ func (s *Server) validateFilter(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v, err := func() (validation, error) {
-		if err := engine.CheckFilter(in.Filters, "filters"); err != nil {
-			return failed(err)
-		}
-		f, err := engine.Filter(in.Filters)
+		f, err := engine.FilterAt(in.Filters, "filters")
 		if err != nil {
 			return failed(err)
 		}
@@ -122,10 +119,7 @@ func (s *Server) validateReducer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v, err := func() (validation, error) {
-		if err := engine.CheckReducer(in.Reducer, "reducer"); err != nil {
-			return failed(err)
-		}
-		red, err := engine.Reducer(in.Reducer)
+		red, err := engine.ReducerAt(in.Reducer, "reducer")
 		if err != nil {
 			return failed(err)
 		}
