@@ -161,8 +161,11 @@ type Dispatcher struct {
 	pools    map[string]*pool
 	stopping bool
 	workers  sync.WaitGroup
+
 	// healthChecked is when each failing webhook was last checked against
-	// DisableAfter.
+	// DisableAfter. It has a lock of its own: every successful attempt
+	// touches it, and need not wait on the dispatcher's.
+	healthMu      sync.Mutex
 	healthChecked map[string]time.Time
 }
 

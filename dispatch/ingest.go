@@ -46,7 +46,7 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	var woken []string
-	ferrs := make(map[*pimhook.Event][]pimhook.FilterError)
+	ferrs := make(map[*pimhook.Event][]*pimhook.ErrorLogEntry)
 	decide := func(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error) {
 		dec, err := detect(ev, stored)
 		if err != nil || dec.Unchanged {
@@ -54,7 +54,7 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 		}
 		fo := fanOut(ev, co, subs.forType(ev.EntityType), now, d.shaper)
 		dec.Deliveries, dec.Errors = fo.deliveries, fo.errors
-		ferrs[ev] = fo.filterErrors
+		ferrs[ev] = fo.errors
 		for _, dl := range dec.Deliveries {
 			if dl.Status == pimhook.DeliveryPending {
 				woken = append(woken, dl.AppID)
@@ -68,7 +68,9 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 	}
 	for i, ev := range events {
 		if results[i].Status == pimhook.IngestAccepted {
-			results[i].FilterErrors = ferrs[ev]
+			for _, e := range ferrs[ev] {
+				results[i].FilterErrors = append(results[i].FilterErrors, pimhook.FilterError{WebhookID: e.WebhookID, Message: e.Error})
+			}
 		}
 	}
 	d.cfg.Metrics.ingested(results)
@@ -109,8 +111,10 @@ func (d *Dispatcher) subscriptions(ctx context.Context, companyID string) (*subs
 			idx.anyType = append(idx.anyType, s)
 			continue
 		}
-		for _, t := range slices.Compact(slices.Sorted(slices.Values(w.EntityTypes))) {
-			idx.byType[t] = append(idx.byType[t], s)
+		for j, t := range w.EntityTypes {
+			if !slices.Contains(w.EntityTypes[:j], t) {
+				idx.byType[t] = append(idx.byType[t], s)
+			}
 		}
 	}
 	cw.idx = idx
@@ -219,10 +223,9 @@ func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error)
 
 // fanout is what fan-out made of one event.
 type fanout struct {
-	deliveries   []*pimhook.Delivery
-	errors       []*pimhook.ErrorLogEntry // filters and reducers that failed, for the error log
-	filterErrors []pimhook.FilterError    // the same, for the ingest result
-	err          error
+	deliveries []*pimhook.Delivery
+	errors     []*pimhook.ErrorLogEntry // filters and reducers that failed, for the error log
+	err        error
 }
 
 // fanOut matches ev against the subscriptions and renders one delivery per
@@ -260,7 +263,6 @@ func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now tim
 					EventID:    ev.ID,
 					Error:      err.Error(),
 				})
-				out.filterErrors = append(out.filterErrors, pimhook.FilterError{WebhookID: w.ID, Message: err.Error()})
 				continue
 			}
 			if !ok {

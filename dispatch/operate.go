@@ -88,14 +88,14 @@ func (d *Dispatcher) checkHealth(ctx context.Context, w *pimhook.Webhook) {
 		return
 	}
 	now := d.clock.Now()
-	d.mu.Lock()
+	d.healthMu.Lock()
 	last, seen := d.healthChecked[w.ID]
 	if seen && now.Sub(last) < healthCheckEvery {
-		d.mu.Unlock()
+		d.healthMu.Unlock()
 		return
 	}
 	d.healthChecked[w.ID] = now
-	d.mu.Unlock()
+	d.healthMu.Unlock()
 	reason := fmt.Sprintf("every attempt failed for %s; re-enable the webhook and recover its skipped deliveries once its receiver works", d.cfg.DisableAfter)
 	off, err := d.cat.DisableFailingWebhook(ctx, w.CompanyID, w.ID, d.cfg.DisableAfter, now, reason)
 	if err != nil {
@@ -109,7 +109,7 @@ func (d *Dispatcher) checkHealth(ctx context.Context, w *pimhook.Webhook) {
 
 // forgetHealth drops the check time of a webhook that succeeded.
 func (d *Dispatcher) forgetHealth(id string) {
-	d.mu.Lock()
+	d.healthMu.Lock()
 	delete(d.healthChecked, id)
-	d.mu.Unlock()
+	d.healthMu.Unlock()
 }
