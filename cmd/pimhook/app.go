@@ -73,9 +73,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
-	m.Catalog = dispatch.NewCatalog(s)
 	if m.Config.Database != "" {
 		m.Catalog = dispatch.NewClusterCatalog(s)
+	} else {
+		m.Catalog = dispatch.NewCatalog(s)
 	}
 	// On PostgreSQL every node shares the queues: apps are served under
 	// leases.

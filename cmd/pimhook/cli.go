@@ -153,9 +153,14 @@ type apiClient struct {
 	http *http.Client
 }
 
+// isHTTPURL reports whether s is an absolute http or https URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
 func newAPIClient(base, key string) (*apiClient, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !isHTTPURL(base) {
 		return nil, fmt.Errorf("--url: want the server's base URL such as %s, got %q", defaultServerURL, base)
 	}
 	if key == "" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -166,9 +167,9 @@ func (t *tail) poll(ctx context.Context) ([]cliDelivery, error) {
 // page reads one page of deliveries, newest first; limit 0 is the API's
 // default page size.
 func (t *tail) page(ctx context.Context, cursor string, limit int) ([]cliDelivery, string, error) {
-	q := url.Values{}
-	for k, v := range t.query {
-		q[k] = v
+	q := maps.Clone(t.query)
+	if q == nil {
+		q = url.Values{}
 	}
 	if cursor != "" {
 		q.Set("cursor", cursor)

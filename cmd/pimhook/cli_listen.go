@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +58,7 @@ func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("--secret: %w", err)
 	}
 	if *forward != "" {
-		if u, err := url.Parse(*forward); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !isHTTPURL(*forward) {
 			return fmt.Errorf("--forward: want an http or https URL, got %q", *forward)
 		}
 	}
@@ -67,7 +66,11 @@ func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	rcv := &receiver{verifier: v, forward: *forward, out: stdout}
+	rcv := &receiver{verifier: v, forward: *forward, out: stdout, client: &http.Client{
+		Timeout: forwardTimeout,
+		// The answer, redirect or not, goes back to pimhook as it is.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 	srv := &http.Server{Handler: rcv, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "listening on http://%s for deliveries signed with the secret", ln.Addr())
 	if *forward != "" {
@@ -93,9 +96,7 @@ func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 // signatureVerifier checks Standard Webhooks signatures made with one
 // secret.
 type signatureVerifier struct {
-	key       []byte
-	tolerance time.Duration
-	now       func() time.Time
+	key []byte
 }
 
 func newSignatureVerifier(secret string) (*signatureVerifier, error) {
@@ -110,7 +111,7 @@ func newSignatureVerifier(secret string) (*signatureVerifier, error) {
 	if len(key) == 0 {
 		return nil, errors.New("the secret is empty")
 	}
-	return &signatureVerifier{key: key, tolerance: signatureTolerance, now: time.Now}, nil
+	return &signatureVerifier{key: key}, nil
 }
 
 // verify returns nil when one of the request's v1 signatures is the
@@ -133,13 +134,13 @@ func (v *signatureVerifier) verify(h http.Header, body []byte) error {
 		return fmt.Errorf("webhook-timestamp %q is not a number of seconds", ts)
 	}
 	sent := time.Unix(secs, 0)
-	switch age := v.now().Sub(sent); {
-	case age > v.tolerance:
+	switch age := time.Since(sent); {
+	case age > signatureTolerance:
 		return fmt.Errorf("timestamp %s is %s old, older than %s: a replay, or a clock that is wrong",
-			sent.UTC().Format(time.RFC3339), age.Truncate(time.Second), v.tolerance)
-	case -age > v.tolerance:
+			sent.UTC().Format(time.RFC3339), age.Truncate(time.Second), signatureTolerance)
+	case -age > signatureTolerance:
 		return fmt.Errorf("timestamp %s is %s in the future, more than %s: a clock that is wrong",
-			sent.UTC().Format(time.RFC3339), (-age).Truncate(time.Second), v.tolerance)
+			sent.UTC().Format(time.RFC3339), (-age).Truncate(time.Second), signatureTolerance)
 	}
 
 	mac := hmac.New(sha256.New, v.key)
@@ -170,9 +171,8 @@ type receiver struct {
 	forward  string // "" prints and answers 200
 	out      io.Writer
 
-	mu         sync.Mutex // serialises writes to out
-	clientOnce sync.Once
-	client     *http.Client
+	mu     sync.Mutex   // serialises writes to out
+	client *http.Client // forwards, when forward is set
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -216,13 +216,6 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // pass forwards a verified delivery with its headers and copies the answer
 // to w. It returns the status it answered with.
 func (rc *receiver) pass(r *http.Request, body []byte, w http.ResponseWriter) (int, error) {
-	rc.clientOnce.Do(func() {
-		rc.client = &http.Client{
-			Timeout: forwardTimeout,
-			// The answer, redirect or not, goes back to pimhook as it is.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	})
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, rc.forward, bytes.NewReader(body))
 	if err != nil {
 		return 0, err

@@ -7,27 +7,9 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-)
 
-// cliReport is the answer of GET /v1/reports/response-time.
-type cliReport struct {
-	Buckets []struct {
-		BucketStart     time.Time `json:"bucket_start"`
-		LastAttemptedOn time.Time `json:"last_attempted_on"`
-		ResponseCode    int       `json:"response_code"`
-		ResponseTime    string    `json:"response_time"`
-		Attempt         int       `json:"attempt"`
-		Total           int       `json:"total"`
-	} `json:"avg_response_time_ts"`
-	Webhooks []struct {
-		WebhookID string  `json:"webhook_id"`
-		Total     int     `json:"total"`
-		Succeeded int     `json:"succeeded"`
-		P50MS     float64 `json:"p50_ms"`
-		P95MS     float64 `json:"p95_ms"`
-		P99MS     float64 `json:"p99_ms"`
-	} `json:"webhooks"`
-}
+	"github.com/pimhook/pimhook"
+)
 
 // defaultReportWindow is the window of a report without --start.
 const defaultReportWindow = 24 * time.Hour
@@ -70,7 +52,7 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			q.Set(k, v)
 		}
 	}
-	var r cliReport
+	var r pimhook.ResponseTimeReport
 	raw, err := c.call(ctx, "GET", "/v1/reports/response-time", q, nil, &r)
 	if err != nil {
 		return fmt.Errorf("response-time report: %w", err)
@@ -81,14 +63,14 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return printReport(stdout, &r)
 }
 
-func printReport(w io.Writer, r *cliReport) error {
-	if len(r.Buckets) == 0 && len(r.Webhooks) == 0 {
+func printReport(w io.Writer, r *pimhook.ResponseTimeReport) error {
+	if len(r.AvgResponseTimeTS) == 0 && len(r.Webhooks) == 0 {
 		_, err := fmt.Fprintln(w, "no attempts in this window")
 		return err
 	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "BUCKET START\tLAST ATTEMPT\tATTEMPTS\tMEAN MS\tCODE\tMAX ATTEMPT")
-	for _, b := range r.Buckets {
+	for _, b := range r.AvgResponseTimeTS {
 		code := strconv.Itoa(b.ResponseCode)
 		if b.ResponseCode == 0 {
 			code = "none" // a timeout or a connection error

@@ -337,12 +337,12 @@ func TestCLIReport(t *testing.T) {
 
 	window := []string{"--start", start.Format(time.RFC3339), "--end", end.Format(time.RFC3339), "--interval", "1h"}
 	out := mustCLI(t, m, append([]string{"report", "--json", "--webhook", hook.ID}, window...)...)
-	var r cliReport
+	var r pimhook.ResponseTimeReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("report --json printed %q: %v", out, err)
 	}
 	total := 0
-	for _, b := range r.Buckets {
+	for _, b := range r.AvgResponseTimeTS {
 		total += b.Total
 		if b.ResponseCode != http.StatusOK || b.Attempt != 1 || b.ResponseTime == "" || b.BucketStart.After(b.LastAttemptedOn) {
 			t.Errorf("bucket = %+v", b)

@@ -234,7 +234,7 @@ func TestValidateEndpoints(t *testing.T) {
 	t.Parallel()
 	c := startMain(t).client(t)
 	sample := map[string]any{"data": map[string]any{"price": 150, "name": "Chair"}}
-	var v struct {
+	type validation struct {
 		Success       bool            `json:"success"`
 		Message       string          `json:"message"`
 		FilterResult  *bool           `json:"filter_result"`
@@ -242,20 +242,14 @@ func TestValidateEndpoints(t *testing.T) {
 		Code          string          `json:"code"`
 		Field         string          `json:"field"`
 	}
+	var v validation
 	c.must(http.StatusOK, "POST", "/v1/validate/filter", map[string]any{
 		"sample_data": sample, "filters": map[string]any{"query": "$.data.price", "condition": "(value) => value > 100"},
 	}, &v)
 	if !v.Success || v.FilterResult == nil || !*v.FilterResult {
 		t.Errorf("passing filter: %+v", v)
 	}
-	v = struct {
-		Success       bool            `json:"success"`
-		Message       string          `json:"message"`
-		FilterResult  *bool           `json:"filter_result"`
-		ReducerResult json.RawMessage `json:"reducer_result"`
-		Code          string          `json:"code"`
-		Field         string          `json:"field"`
-	}{}
+	v = validation{}
 	c.must(http.StatusOK, "POST", "/v1/validate/filter", map[string]any{
 		"sample_data": sample, "filters": map[string]any{"logic": "OR", "conditions": []map[string]any{
 			{"query": "$.data.price", "condition": "(value) => value >"},

@@ -1,36 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// syncWriter is a log sink safe for the server's goroutines.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
 
 // TestLogs checks the log lines of deliveries: one per attempt at debug
 // level, failures at info level, and never a signing secret or an API key.
@@ -43,7 +23,7 @@ func TestLogs(t *testing.T) {
 		}
 	}))
 	defer recv.Close()
-	logs := &syncWriter{}
+	logs := newCLIOutput() // safe for the server's goroutines
 	m := NewMain(Config{
 		Listen: "127.0.0.1:0", DataDir: t.TempDir(), APIKey: testKey, SharedWorkers: 2, DrainTimeout: time.Second,
 		AllowTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, LogLevel: slog.LevelDebug,

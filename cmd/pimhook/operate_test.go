@@ -167,7 +167,7 @@ func TestMetricsAndReport(t *testing.T) {
 			"entity_type": "products", "entity_id": "p" + itoa(i), "action": "created", "data": map[string]any{"i": i},
 		}, nil)
 	}
-	// An unchanged update and a duplicate are counted too.
+	// An unchanged update is counted too.
 	c.must(http.StatusAccepted, "POST", "/v1/events", map[string]any{"entity_type": "products", "entity_id": "p0", "action": "updated", "data": map[string]any{"i": 0}}, nil)
 	var list struct {
 		Data []deliveryView `json:"data"`
