@@ -151,7 +151,9 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 			"attempt %q belongs to delivery %q, not %q", a.ID, a.DeliveryID, d.ID))
 		return func() error { return err }
 	}
-	r, err := s.w.submit(ctx, func(tx *wtx) error {
+	// A bare request: the one error of its own, a missing delivery, comes
+	// before its first write.
+	r, err := s.w.submitBare(ctx, func(tx *wtx) error {
 		// The attempt, the webhook's failing time and the entry go by the
 		// delivery's company, app, webhook and event as stored, whatever d
 		// says.

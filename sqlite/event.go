@@ -33,7 +33,14 @@ func (s *Store) Ingest(ctx context.Context, companyID string, events []*pimhook.
 		results []pimhook.IngestResult
 		placed  []placedDelivery
 	)
-	err := s.w.do(ctx, func(tx *wtx) error {
+	// One event returns its own errors before its first write (see
+	// ingestEvent), so it needs no savepoint; in a longer list, a later
+	// event's error must undo the earlier events.
+	do := s.w.do
+	if len(events) == 1 {
+		do = s.w.doBare
+	}
+	err := do(ctx, func(tx *wtx) error {
 		results = make([]pimhook.IngestResult, 0, len(events))
 		for _, ev := range events {
 			r, err := ingestEvent(tx, companyID, ev, decide, &placed)
@@ -61,6 +68,8 @@ type placedDelivery struct {
 	status pimhook.DeliveryStatus
 }
 
+// ingestEvent stores one event. Its own errors (a reused ID, the decider's,
+// an invalid error-log entry) come before its first write.
 func ingestEvent(tx *wtx, companyID string, ev *pimhook.Event, decide pimhook.Decider, placed *[]placedDelivery) (pimhook.IngestResult, error) {
 	r := pimhook.IngestResult{EventID: ev.ID, Status: pimhook.IngestDuplicate}
 	var fingerprint string
@@ -93,6 +102,14 @@ func ingestEvent(tx *wtx, companyID string, ev *pimhook.Event, decide pimhook.De
 	changed, err := jsonText(ev.ChangedFields, "[]")
 	if err != nil {
 		return r, fmt.Errorf("event %s changed fields: %w", ev.ID, err)
+	}
+	for _, e := range dec.Errors {
+		if e == nil {
+			continue
+		}
+		if err := e.Check(); err != nil {
+			return r, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
 	}
 	if _, err := tx.exec(`INSERT INTO events (
 		company_id, id, entity_type, entity_id, action, effective_action, name, revision,

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -261,6 +262,119 @@ func TestBatchIsolatesFailures(t *testing.T) {
 			t.Errorf("company %s stored %v, want %v (%v)", id, got, want, err)
 		}
 	}
+}
+
+// queued is a write request for runBatch.
+type queued struct {
+	bare bool
+	fn   writeFunc
+}
+
+// runBatch runs reqs in one batch of the writer and returns their outcomes.
+func runBatch(t *testing.T, w *writer, reqs ...queued) []error {
+	t.Helper()
+	release := blockWriter(t, w)
+	before := w.batches.Load()
+	var rs []*writeRequest
+	for _, q := range reqs {
+		r, err := w.enqueue(t.Context(), q.fn, q.bare)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	release()
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		errs[i] = r.wait()
+	}
+	if n := w.batches.Load() - before; n != 1 {
+		t.Errorf("%d batches after the blocker, want 1", n)
+	}
+	return errs
+}
+
+func TestBareRequests(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	stored := func(want map[string]bool) {
+		t.Helper()
+		for id, want := range want {
+			_, err := s.Company(ctx, id)
+			if got := err == nil; got != want {
+				t.Errorf("company %s stored %v, want %v (%v)", id, got, want, err)
+			}
+		}
+	}
+	errOwn := errors.New("refused before writing")
+	missing := func(tx *wtx) error {
+		var id string
+		return tx.queryRow(`UPDATE companies SET name = 'renamed' WHERE id = 'co_none' RETURNING id`).Scan(&id)
+	}
+
+	t.Run("errors before writing leave the batch alone", func(t *testing.T) {
+		errs := runBatch(t, s.w,
+			queued{false, insertCompany("co_a")},
+			queued{true, func(*wtx) error { return errOwn }},
+			queued{true, missing},
+			queued{true, insertCompany("co_b")},
+		)
+		if errs[0] != nil || errs[3] != nil {
+			t.Errorf("good requests: %v, %v", errs[0], errs[3])
+		}
+		if !errors.Is(errs[1], errOwn) {
+			t.Errorf("refusing request: %v", errs[1])
+		}
+		if !errors.Is(errs[2], sql.ErrNoRows) {
+			t.Errorf("update of no row: %v", errs[2])
+		}
+		stored(map[string]bool{"co_a": true, "co_b": true})
+	})
+
+	errWrote := errors.New("failed after writing")
+	for name, failing := range map[string]writeFunc{
+		"an error after a write aborts the batch": func(tx *wtx) error {
+			if err := insertCompany("co_d")(tx); err != nil {
+				return err
+			}
+			return errWrote
+		},
+		"an error of SQLite's aborts the batch": insertCompany("co_a"), // primary key violation
+	} {
+		t.Run(name, func(t *testing.T) {
+			errs := runBatch(t, s.w,
+				queued{false, insertCompany("co_c")},
+				queued{true, failing},
+				queued{true, insertCompany("co_e")},
+			)
+			if errs[1] == nil || errors.Is(errs[1], errWrote) != (name == "an error after a write aborts the batch") {
+				t.Errorf("failing request: %v", errs[1])
+			}
+			for _, i := range []int{0, 2} {
+				if errs[i] == nil || !strings.Contains(errs[i].Error(), "write batch aborted") {
+					t.Errorf("request %d: %v, want the batch aborted", i, errs[i])
+				}
+			}
+			stored(map[string]bool{"co_a": true, "co_c": false, "co_d": false, "co_e": false})
+		})
+	}
+
+	t.Run("a request alone is undone whole", func(t *testing.T) {
+		err := s.w.do(ctx, func(tx *wtx) error {
+			if err := insertCompany("co_f")(tx); err != nil {
+				return err
+			}
+			return errWrote
+		})
+		if !errors.Is(err, errWrote) {
+			t.Errorf("lone request: %v", err)
+		}
+		if err := s.w.doBare(ctx, insertCompany("co_g")); err != nil {
+			t.Errorf("next request: %v", err)
+		}
+		stored(map[string]bool{"co_f": false, "co_g": true})
+	})
 }
 
 func TestCloseFinishesQueuedWrites(t *testing.T) {

@@ -3,15 +3,24 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+
+	sqlitedriver "modernc.org/sqlite"
 )
 
 // writeFunc is the work of one write request. It runs in the writer
 // goroutine, inside the batch's transaction and its own savepoint: an error
 // undoes its writes and no one else's. It must not call the Store's write
 // methods, which would wait for the writer it is running on.
+//
+// A bare request (submitBare, doBare) runs without a savepoint, which saves
+// SQLite copying every page it touches into the savepoint's journal. Its fn
+// must return its own errors before its first write: an error after a
+// write, or any error of SQLite's, aborts the whole batch.
 type writeFunc func(tx *wtx) error
 
 // wtx is the batch transaction as a write request sees it. Its statements
@@ -24,6 +33,7 @@ type wtx struct {
 	tx    *sql.Tx
 	w     *writer
 	stmts map[string]*sql.Stmt // bound to tx
+	wrote bool                 // the current request may have written
 }
 
 // stmt returns query prepared for this transaction.
@@ -52,15 +62,38 @@ func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.wrote = true
 	return st.ExecContext(t.ctx, args...)
 }
 
+// queryRow runs a query that returns at most one row. A query that is not
+// a SELECT (an UPDATE … RETURNING) counts as a write unless it matched no
+// row.
 func (t *wtx) queryRow(query string, args ...any) scanner {
 	st, err := t.stmt(query)
 	if err != nil {
 		return errScanner{err}
 	}
-	return st.QueryRowContext(t.ctx, args...)
+	row := st.QueryRowContext(t.ctx, args...)
+	if strings.HasPrefix(strings.TrimLeft(query, " \t\n"), "SELECT") {
+		return row
+	}
+	return writtenRow{row, t}
+}
+
+// writtenRow is the row of a statement that writes.
+type writtenRow struct {
+	row *sql.Row
+	tx  *wtx
+}
+
+// Scan scans the row, noting the write unless there was no row.
+func (r writtenRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if !errors.Is(err, sql.ErrNoRows) {
+		r.tx.wrote = true
+	}
+	return err
 }
 
 // errScanner is a row that failed before it was read.
@@ -73,6 +106,7 @@ func (e errScanner) Scan(...any) error { return e.err }
 type writeRequest struct {
 	ctx  context.Context
 	fn   writeFunc
+	bare bool       // runs without a savepoint (see writeFunc)
 	done chan error // buffered: the writer never waits for the caller
 }
 
@@ -121,7 +155,16 @@ func startWriter(db *sql.DB, maxBatch int, committed func()) *writer {
 // and ctx's error returned; once picked up it runs and may commit even if
 // ctx ends meanwhile, and do then reports what happened.
 func (w *writer) do(ctx context.Context, fn writeFunc) error {
-	r, err := w.submit(ctx, fn)
+	return w.doAs(ctx, fn, false)
+}
+
+// doBare is do for a bare request (see writeFunc).
+func (w *writer) doBare(ctx context.Context, fn writeFunc) error {
+	return w.doAs(ctx, fn, true)
+}
+
+func (w *writer) doAs(ctx context.Context, fn writeFunc, bare bool) error {
+	r, err := w.enqueue(ctx, fn, bare)
 	if err != nil {
 		return err
 	}
@@ -130,10 +173,19 @@ func (w *writer) do(ctx context.Context, fn writeFunc) error {
 
 // submit queues fn without waiting for its outcome.
 func (w *writer) submit(ctx context.Context, fn writeFunc) (*writeRequest, error) {
+	return w.enqueue(ctx, fn, false)
+}
+
+// submitBare is submit for a bare request (see writeFunc).
+func (w *writer) submitBare(ctx context.Context, fn writeFunc) (*writeRequest, error) {
+	return w.enqueue(ctx, fn, true)
+}
+
+func (w *writer) enqueue(ctx context.Context, fn writeFunc, bare bool) (*writeRequest, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	r := &writeRequest{ctx: ctx, fn: fn, bare: bare, done: make(chan error, 1)}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -210,7 +262,8 @@ func (w *writer) prepare() {
 }
 
 // commit runs batch in one transaction and answers every request after the
-// single COMMIT.
+// single COMMIT. A request alone in its batch needs no savepoint: the
+// transaction is its own, and rolling it back undoes its writes.
 func (w *writer) commit(batch []*writeRequest) {
 	errs := make([]error, len(batch))
 	ran := make([]bool, len(batch))
@@ -252,8 +305,19 @@ func (w *writer) commit(batch []*writeRequest) {
 		if !ran[i] {
 			continue
 		}
+		if live == 1 {
+			if errs[i] = runSafe(tx, r.fn); errs[i] != nil {
+				sqlTx.Rollback()
+				return
+			}
+			continue
+		}
 		var broken error
-		errs[i], broken = apply(tx, r.fn)
+		if r.bare {
+			errs[i], broken = applyBare(tx, r.fn)
+		} else {
+			errs[i], broken = apply(tx, r.fn)
+		}
 		if broken != nil {
 			// The transaction is gone or in an unknown state: nothing in
 			// this batch can be trusted to commit.
@@ -283,6 +347,18 @@ func apply(tx *wtx, fn writeFunc) (err, broken error) {
 	}
 	if _, rerr := tx.exec("RELEASE request"); rerr != nil {
 		return err, fmt.Errorf("release savepoint: %w", rerr)
+	}
+	return err, nil
+}
+
+// applyBare runs fn without a savepoint. An error after fn may have written,
+// or one of SQLite's, breaks the transaction: it cannot be undone alone.
+func applyBare(tx *wtx, fn writeFunc) (err, broken error) {
+	tx.wrote = false
+	err = runSafe(tx, fn)
+	var serr *sqlitedriver.Error
+	if err != nil && (tx.wrote || errors.As(err, &serr)) {
+		return err, fmt.Errorf("request failed after writing: %w", err)
 	}
 	return err, nil
 }
