@@ -120,6 +120,10 @@ func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq in
 	if limit <= 0 {
 		return []*pimhook.Delivery{}, nil
 	}
+	if ds, ok := s.queues.read(appID, afterSeq, limit); ok {
+		return ds, nil
+	}
+	epoch := s.queues.now()
 	// The queue head is read before every few attempts: parsing its SQL
 	// each time cost a fifth of the dispatcher's CPU.
 	stmt, err := s.readStmt(ctx, pendingDeliveriesQuery)
@@ -129,6 +133,9 @@ func (s *Store) PendingDeliveries(ctx context.Context, appID string, afterSeq in
 	ds, err := queryAllStmt(ctx, stmt, scanDelivery, appID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries: %w", err)
+	}
+	if len(ds) < limit {
+		s.queues.fill(appID, afterSeq, ds, epoch)
 	}
 	return ds, nil
 }
@@ -153,11 +160,16 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 	}
 	// A bare request: the one error of its own, a missing delivery, comes
 	// before its first write.
-	r, err := s.w.submitBare(ctx, func(tx *wtx) error {
+	var (
+		appID string // as stored
+		state = stateOf(d)
+	)
+	change := func(c *queueCache) { c.recorded(appID, state) }
+	r, err := s.w.submitWith(ctx, func(tx *wtx) error {
 		// The attempt, the webhook's failing time and the entry go by the
 		// delivery's company, app, webhook and event as stored, whatever d
 		// says.
-		var companyID, appID, webhookID, eventID string
+		var companyID, webhookID, eventID string
 		err := tx.queryRow(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
 			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?
 			RETURNING company_id, app_id, webhook_id, event_id`,
@@ -189,7 +201,7 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		e := attemptErrorLogEntry(d.ID, a)
 		e.WebhookID, e.EventID = webhookID, eventID
 		return insertErrorLog(tx, companyID, e)
-	})
+	}, writeOpts{bare: true, change: change})
 	return sync.OnceValue(func() error {
 		if err == nil {
 			err = r.wait()

@@ -36,11 +36,14 @@ func (s *Store) Ingest(ctx context.Context, companyID string, events []*pimhook.
 	// One event returns its own errors before its first write (see
 	// ingestEvent), so it needs no savepoint; in a longer list, a later
 	// event's error must undo the earlier events.
-	do := s.w.do
-	if len(events) == 1 {
-		do = s.w.doBare
+	change := func(c *queueCache) {
+		for _, p := range placed {
+			if p.status == pimhook.DeliveryPending {
+				c.queued(asStored(p.d, p.seq, companyID, p.status))
+			}
+		}
 	}
-	err := do(ctx, func(tx *wtx) error {
+	err := s.w.doWith(ctx, func(tx *wtx) error {
 		results = make([]pimhook.IngestResult, 0, len(events))
 		for _, ev := range events {
 			r, err := ingestEvent(tx, companyID, ev, decide, &placed)
@@ -50,7 +53,7 @@ func (s *Store) Ingest(ctx context.Context, companyID string, events []*pimhook.
 			results = append(results, r)
 		}
 		return nil
-	})
+	}, writeOpts{bare: len(events) == 1, change: change})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

@@ -74,13 +74,14 @@ func (o Options) WithDefaults() Options {
 
 // Store is the SQLite implementation of pimhook.Store.
 type Store struct {
-	path string
-	wdb  *sql.DB // one connection, used by the writer goroutine only
-	rdb  *sql.DB // the read pool
-	cdb  *sql.DB // one connection, used by the checkpointer only
-	w    *writer
-	ck   *checkpointer
-	log  *slog.Logger
+	path   string
+	wdb    *sql.DB // one connection, used by the writer goroutine only
+	rdb    *sql.DB // the read pool
+	cdb    *sql.DB // one connection, used by the checkpointer only
+	w      *writer
+	ck     *checkpointer
+	queues *queueCache // the app queues the writer keeps in memory
+	log    *slog.Logger
 
 	stmts    stmtCache             // prepared on the read pool
 	jobLocks proc.KeyLocks[jobKey] // serialize the runs of each job
@@ -120,15 +121,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	ck := startCheckpointer(cdb, opts.Logger)
+	queues := newQueueCache()
 	s := &Store{
-		path:  path,
-		wdb:   wdb,
-		rdb:   rdb,
-		cdb:   cdb,
-		w:     startWriter(wdb, opts.MaxBatch, ck.poke),
-		ck:    ck,
-		log:   opts.Logger,
-		tasks: proc.NewTasks(),
+		path:   path,
+		wdb:    wdb,
+		rdb:    rdb,
+		cdb:    cdb,
+		w:      startWriter(wdb, opts.MaxBatch, ck.poke, queues),
+		ck:     ck,
+		queues: queues,
+		log:    opts.Logger,
+		tasks:  proc.NewTasks(),
 	}
 	if err := s.sweepGarbage(ctx); err != nil {
 		s.Close()

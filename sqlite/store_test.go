@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -277,7 +279,7 @@ func runBatch(t *testing.T, w *writer, reqs ...queued) []error {
 	before := w.batches.Load()
 	var rs []*writeRequest
 	for _, q := range reqs {
-		r, err := w.enqueue(t.Context(), q.fn, q.bare)
+		r, err := w.submitWith(t.Context(), q.fn, writeOpts{bare: q.bare})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,7 +372,7 @@ func TestBareRequests(t *testing.T) {
 		if !errors.Is(err, errWrote) {
 			t.Errorf("lone request: %v", err)
 		}
-		if err := s.w.doBare(ctx, insertCompany("co_g")); err != nil {
+		if err := s.w.doWith(ctx, insertCompany("co_g"), writeOpts{bare: true}); err != nil {
 			t.Errorf("next request: %v", err)
 		}
 		stored(map[string]bool{"co_f": false, "co_g": true})
@@ -520,4 +522,55 @@ func BenchmarkIngestGroupCommit(b *testing.B) {
 	if seq, conc := perOp["sequential"], perOp["concurrent64"]; seq > 0 && conc > 0 {
 		b.Logf("group commit: %v per sequential Ingest, %v per concurrent Ingest: %.1fx the throughput", seq, conc, float64(seq)/float64(conc))
 	}
+}
+
+// BenchmarkDeliveryWrites measures the writer's work for one delivery as
+// the throughput scenario makes it: an event of 1 KB ingested with its
+// entity state and one delivery, then the delivery's successful attempt
+// recorded, from 64 goroutines at once so that the writer batches them.
+// cpu/op is the process's CPU time per delivery.
+func BenchmarkDeliveryWrites(b *testing.B) {
+	s := openTest(b, filepath.Join(b.TempDir(), "pimhook.db"))
+	ctx := context.Background()
+	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
+		b.Fatal(err)
+	}
+	data := []byte(`{"sku":"` + strings.Repeat("x", 1000) + `"}`)
+	var n atomic.Int64
+	start := cpuTime(b)
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			now := time.Unix(1700000000, i).UTC()
+			id := fmt.Sprint(i)
+			dl := &pimhook.Delivery{ID: "msg_" + id, AppID: fmt.Sprint("app_", i%1000), WebhookID: fmt.Sprint("wh_", i%1000),
+				EventID: "evt_" + id, EventName: "products.created", Payload: data, CreatedAt: now, UpdatedAt: now}
+			ev := &pimhook.Event{ID: "evt_" + id, EntityType: "products", EntityID: id, Action: pimhook.ActionCreated, Data: data}
+			_, err := s.Ingest(ctx, "co_1", []*pimhook.Event{ev}, func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
+				ev.EffectiveAction, ev.Revision = ev.Action, 1
+				return pimhook.Decision{Entity: &pimhook.Entity{Data: ev.Data, Revision: 1, UpdatedAt: now}, Deliveries: []*pimhook.Delivery{dl}}, nil
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			dl.Status, dl.Attempts, dl.LastStatusCode, dl.FinishedAt = pimhook.DeliverySucceeded, 1, 200, &now
+			a := &pimhook.Attempt{ID: "att_" + id, DeliveryID: dl.ID, Number: 1, StartedAt: now, StatusCode: 200, Succeeded: true}
+			if err := s.RecordAttempt(ctx, dl, a); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the CPU time the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

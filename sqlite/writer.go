@@ -17,7 +17,7 @@ import (
 // undoes its writes and no one else's. It must not call the Store's write
 // methods, which would wait for the writer it is running on.
 //
-// A bare request (submitBare, doBare) runs without a savepoint, which saves
+// A bare request (writeOpts.bare) runs without a savepoint, which saves
 // SQLite copying every page it touches into the savepoint's journal. Its fn
 // must return its own errors before its first write: an error after a
 // write, or any error of SQLite's, aborts the whole batch.
@@ -104,10 +104,19 @@ func (e errScanner) Scan(...any) error { return e.err }
 
 // writeRequest is one queued writeFunc and where its outcome goes.
 type writeRequest struct {
-	ctx  context.Context
-	fn   writeFunc
-	bare bool       // runs without a savepoint (see writeFunc)
+	ctx context.Context
+	fn  writeFunc
+	writeOpts
 	done chan error // buffered: the writer never waits for the caller
+}
+
+// writeOpts are a request's options.
+type writeOpts struct {
+	bare bool // runs without a savepoint (see writeFunc)
+	// change is what the request did to the app queues, applied to the
+	// queue cache once it has committed. A request without one makes the
+	// cache forget every app.
+	change queueChange
 }
 
 // wait returns the request's outcome. It does not give up when the
@@ -122,7 +131,8 @@ func (r *writeRequest) wait() error { return <-r.done }
 type writer struct {
 	db        *sql.DB
 	maxBatch  int
-	committed func() // called after each commit
+	committed func()      // called after each commit
+	queues    *queueCache // kept after each commit
 	reqs      chan *writeRequest
 	stopped   chan struct{}
 
@@ -137,11 +147,12 @@ type writer struct {
 	requests atomic.Int64 // requests run
 }
 
-func startWriter(db *sql.DB, maxBatch int, committed func()) *writer {
+func startWriter(db *sql.DB, maxBatch int, committed func(), queues *queueCache) *writer {
 	w := &writer{
 		db:        db,
 		maxBatch:  maxBatch,
 		committed: committed,
+		queues:    queues,
 		reqs:      make(chan *writeRequest, maxBatch),
 		stopped:   make(chan struct{}),
 		stmts:     map[string]*sql.Stmt{},
@@ -155,16 +166,12 @@ func startWriter(db *sql.DB, maxBatch int, committed func()) *writer {
 // and ctx's error returned; once picked up it runs and may commit even if
 // ctx ends meanwhile, and do then reports what happened.
 func (w *writer) do(ctx context.Context, fn writeFunc) error {
-	return w.doAs(ctx, fn, false)
+	return w.doWith(ctx, fn, writeOpts{})
 }
 
-// doBare is do for a bare request (see writeFunc).
-func (w *writer) doBare(ctx context.Context, fn writeFunc) error {
-	return w.doAs(ctx, fn, true)
-}
-
-func (w *writer) doAs(ctx context.Context, fn writeFunc, bare bool) error {
-	r, err := w.enqueue(ctx, fn, bare)
+// doWith is do with options.
+func (w *writer) doWith(ctx context.Context, fn writeFunc, o writeOpts) error {
+	r, err := w.submitWith(ctx, fn, o)
 	if err != nil {
 		return err
 	}
@@ -173,19 +180,15 @@ func (w *writer) doAs(ctx context.Context, fn writeFunc, bare bool) error {
 
 // submit queues fn without waiting for its outcome.
 func (w *writer) submit(ctx context.Context, fn writeFunc) (*writeRequest, error) {
-	return w.enqueue(ctx, fn, false)
+	return w.submitWith(ctx, fn, writeOpts{})
 }
 
-// submitBare is submit for a bare request (see writeFunc).
-func (w *writer) submitBare(ctx context.Context, fn writeFunc) (*writeRequest, error) {
-	return w.enqueue(ctx, fn, true)
-}
-
-func (w *writer) enqueue(ctx context.Context, fn writeFunc, bare bool) (*writeRequest, error) {
+// submitWith is submit with options.
+func (w *writer) submitWith(ctx context.Context, fn writeFunc, o writeOpts) (*writeRequest, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &writeRequest{ctx: ctx, fn: fn, bare: bare, done: make(chan error, 1)}
+	r := &writeRequest{ctx: ctx, fn: fn, writeOpts: o, done: make(chan error, 1)}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -327,9 +330,17 @@ func (w *writer) commit(batch []*writeRequest) {
 		}
 	}
 	if err := sqlTx.Commit(); err != nil {
+		w.queues.invalidate()
 		fail(fmt.Errorf("commit write batch: %w", err))
 		return
 	}
+	changes := make([]queueChange, 0, live)
+	for i, r := range batch {
+		if ran[i] && errs[i] == nil {
+			changes = append(changes, r.change)
+		}
+	}
+	w.queues.apply(changes)
 	w.committed()
 }
 

@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pimhook/pimhook"
+)
+
+// pendingFromSQL reads an app's queue from SQLite, past the cache.
+func pendingFromSQL(t *testing.T, s *Store, appID string, afterSeq int64, limit int) []*pimhook.Delivery {
+	t.Helper()
+	ds, err := queryAll(t.Context(), s.rdb, scanDelivery, pendingDeliveriesQuery, appID, afterSeq, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// checkQueue compares PendingDeliveries with the rows in SQLite.
+func checkQueue(t *testing.T, s *Store, appID string, afterSeq int64, limit int) {
+	t.Helper()
+	got, err := s.PendingDeliveries(t.Context(), appID, afterSeq, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := pendingFromSQL(t, s, appID, afterSeq, limit); !reflect.DeepEqual(got, want) {
+		t.Fatalf("queue of %s past %d (limit %d):\n got %s\nwant %s", appID, afterSeq, limit, describe(got), describe(want))
+	}
+}
+
+func describe(ds []*pimhook.Delivery) string {
+	s := ""
+	for _, d := range ds {
+		s += fmt.Sprintf("%+v\n", *d)
+	}
+	return s
+}
+
+// recordAttempt records an attempt of d that ends it (succeeded or
+// failed) or leaves it pending for a retry.
+func recordAttempt(t *testing.T, s *Store, d *pimhook.Delivery, outcome pimhook.DeliveryStatus, at time.Time) {
+	t.Helper()
+	d.Attempts++
+	d.Status, d.UpdatedAt = outcome, at
+	a := &pimhook.Attempt{ID: fmt.Sprintf("att_%s_%d", d.ID, d.Attempts), DeliveryID: d.ID, Number: d.Attempts, StartedAt: at}
+	switch outcome {
+	case pimhook.DeliverySucceeded:
+		d.LastStatusCode, d.FinishedAt = 200, &at
+		a.StatusCode, a.Succeeded = 200, true
+	case pimhook.DeliveryFailed:
+		d.LastStatusCode, d.LastError, d.FinishedAt = 500, "gave up", &at
+		a.StatusCode, a.Error = 500, "gave up"
+	default:
+		d.LastStatusCode, d.LastError, d.NextAttemptAt = 503, "busy", at.Add(time.Minute)
+		a.StatusCode, a.Error = 503, "busy"
+	}
+	if err := s.RecordAttempt(t.Context(), d, a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueueCacheFollowsTheStore runs random ingests, attempt records and
+// other writes to the queues, and checks after each that every read of the
+// queues answers what SQLite holds.
+func TestQueueCacheFollowsTheStore(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	apps := []string{"app_0", "app_1", "app_2"}
+	at := time.Unix(1700000000, 0)
+	for i := range 600 {
+		at = at.Add(time.Millisecond)
+		app := apps[rng.IntN(len(apps))]
+		switch op := rng.IntN(10); {
+		case op < 4:
+			ingestOne(t, s, "co_1", app, fmt.Sprint("evt_", i))
+		case op < 8:
+			queue := pendingFromSQL(t, s, app, 0, 1000)
+			if len(queue) == 0 {
+				continue
+			}
+			d := queue[rng.IntN(len(queue))]
+			outcome := []pimhook.DeliveryStatus{pimhook.DeliverySucceeded, pimhook.DeliveryFailed, pimhook.DeliveryPending}[rng.IntN(3)]
+			recordAttempt(t, s, d, outcome, at)
+		default:
+			// A write the cache does not follow: put a finished delivery
+			// back in its queue, as a redelivery would.
+			err := s.w.do(ctx, func(tx *wtx) error {
+				_, err := tx.exec(`UPDATE deliveries SET status = 'pending', finished_at = NULL
+					WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE app_id = ? AND status <> 'pending')`, app)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, app := range apps {
+			queue := pendingFromSQL(t, s, app, 0, 1000)
+			after := int64(0)
+			if len(queue) > 0 && rng.IntN(2) == 0 {
+				after = queue[rng.IntN(len(queue))].Seq
+			}
+			checkQueue(t, s, app, after, []int{1, 8, 100}[rng.IntN(3)])
+		}
+	}
+	if s.queues.hits.Load() == 0 {
+		t.Error("no read was answered from memory")
+	}
+}
+
+// TestQueueCacheUnderConcurrentWrites reads the queues while ingests and
+// records run on other goroutines, then checks every queue once the
+// writes are over.
+func TestQueueCacheUnderConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
+		t.Fatal(err)
+	}
+	apps := []string{"app_0", "app_1", "app_2", "app_3"}
+	var wg sync.WaitGroup
+	for g, app := range apps {
+		wg.Go(func() {
+			at := time.Unix(1700000000, 0)
+			for i := range 150 {
+				ds, err := tryIngestOne(s, "co_1", app, fmt.Sprintf("evt_%d_%d", g, i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%3 != 0 {
+					at = at.Add(time.Millisecond)
+					d := *ds[0]
+					outcome := pimhook.DeliverySucceeded
+					if i%3 == 1 {
+						outcome = pimhook.DeliveryPending
+					}
+					recordAttempt(t, s, &d, outcome, at)
+				}
+			}
+		})
+		wg.Go(func() {
+			for range 300 {
+				if _, err := s.PendingDeliveries(context.Background(), app, 0, 8); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, app := range apps {
+		for _, after := range []int64{0, 100, 300} {
+			checkQueue(t, s, app, after, 1000)
+		}
+	}
+}
+
+// TestQueueCacheRaces checks the two orders in which a read that missed
+// and a batch the writer applies can meet.
+func TestQueueCacheRaces(t *testing.T) {
+	t.Parallel()
+	d := func(seq int64) *pimhook.Delivery {
+		return &pimhook.Delivery{ID: fmt.Sprint("msg_", seq), AppID: "app_1", Seq: seq, Status: pimhook.DeliveryPending, Payload: []byte(`{}`)}
+	}
+	queued := func(seq int64) queueChange {
+		return func(c *queueCache) { c.queued(*d(seq)) }
+	}
+	seqs := func(c *queueCache) ([]int64, bool) {
+		ds, ok := c.read("app_1", 0, 100)
+		var out []int64
+		for _, d := range ds {
+			out = append(out, d.Seq)
+		}
+		return out, ok
+	}
+
+	// The read began before a batch that was applied before the read
+	// ended: what it read may be older than the batch, so it is not kept.
+	c := newQueueCache()
+	epoch := c.now()
+	c.apply([]queueChange{queued(2)})
+	c.fill("app_1", 0, []*pimhook.Delivery{d(1)}, epoch)
+	if got, ok := seqs(c); ok {
+		t.Errorf("a fill older than a batch was kept: %v", got)
+	}
+
+	// The read saw a batch that was committed but not yet applied: the
+	// batch, applied after the fill, adds nothing twice.
+	c = newQueueCache()
+	c.fill("app_1", 0, []*pimhook.Delivery{d(1), d(2)}, c.now())
+	c.apply([]queueChange{queued(2)})
+	c.apply([]queueChange{queued(3)})
+	if got, ok := seqs(c); !ok || !reflect.DeepEqual(got, []int64{1, 2, 3}) {
+		t.Errorf("queue %v (known %v), want [1 2 3]", got, ok)
+	}
+
+	// A write the cache does not follow makes it forget every app.
+	c.apply([]queueChange{nil})
+	if got, ok := seqs(c); ok {
+		t.Errorf("after a write the cache does not follow: %v", got)
+	}
+}
