@@ -169,12 +169,24 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		// The attempt, the webhook's failing time and the entry go by the
 		// delivery's company, app, webhook and event as stored, whatever d
 		// says.
-		var companyID, webhookID, eventID string
-		err := tx.queryRow(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
-			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?
-			RETURNING company_id, app_id, webhook_id, event_id`,
-			d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
-			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID).Scan(&companyID, &appID, &webhookID, &eventID)
+		// They are d's as a rule: the update then needs no RETURNING, which
+		// SQLite answers through a temporary table.
+		companyID, webhookID, eventID := d.CompanyID, d.WebhookID, d.EventID
+		appID = d.AppID
+		args := []any{d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
+			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID}
+		n, err := tx.execCount(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
+			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ?
+			WHERE id = ? AND company_id = ? AND app_id = ? AND webhook_id = ? AND event_id = ?`,
+			append(args, companyID, appID, webhookID, eventID)...)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			err = tx.queryRow(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
+				last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?
+				RETURNING company_id, app_id, webhook_id, event_id`, args...).Scan(&companyID, &appID, &webhookID, &eventID)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return deliveryNotFound(d.ID)
 		}

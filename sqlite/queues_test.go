@@ -213,3 +213,37 @@ func TestQueueCacheRaces(t *testing.T) {
 		t.Errorf("after a write the cache does not follow: %v", got)
 	}
 }
+
+// TestRecordGoesByTheStoredDelivery records attempts of a delivery whose
+// copy names another company, app, webhook and event: the attempt, and the
+// app queue it leaves, are those of the delivery as stored.
+func TestRecordGoesByTheStoredDelivery(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
+		t.Fatal(err)
+	}
+	stored := ingestOne(t, s, "co_1", "app_1", "evt_1")[0]
+	checkQueue(t, s, "app_1", 0, 8) // the app's queue is known
+	at := time.Unix(1700000000, 0)
+	for _, outcome := range []pimhook.DeliveryStatus{pimhook.DeliveryPending, pimhook.DeliverySucceeded} {
+		d := *stored
+		d.CompanyID, d.AppID, d.WebhookID, d.EventID = "co_2", "app_2", "wh_2", "evt_2"
+		recordAttempt(t, s, &d, outcome, at)
+		*stored = d
+		var company, app, webhook string
+		err := s.rdb.QueryRowContext(ctx, `SELECT company_id, app_id, webhook_id FROM attempts WHERE id = ?`,
+			fmt.Sprintf("att_%s_%d", d.ID, d.Attempts)).Scan(&company, &app, &webhook)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if company != "co_1" || app != "app_1" || webhook != "wh_1" {
+			t.Errorf("%s attempt stored for %s/%s/%s, want co_1/app_1/wh_1", outcome, company, app, webhook)
+		}
+		checkQueue(t, s, "app_1", 0, 8)
+	}
+	if ds, err := s.PendingDeliveries(ctx, "app_1", 0, 8); err != nil || len(ds) != 0 {
+		t.Errorf("queue after the delivery succeeded: %d, %v", len(ds), err)
+	}
+}

@@ -66,6 +66,25 @@ func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
 	return st.ExecContext(t.ctx, args...)
 }
 
+// execCount runs a statement and returns how many rows it changed. One
+// that changed none counts as no write.
+func (t *wtx) execCount(query string, args ...any) (int64, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(t.ctx, args...)
+	if err != nil {
+		t.wrote = true
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n > 0 {
+		t.wrote = true
+	}
+	return n, err
+}
+
 // queryRow runs a query that returns at most one row. A query that is not
 // a SELECT (an UPDATE … RETURNING) counts as a write unless it matched no
 // row.
