@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/pimhook/pimhook/filter"
 	"github.com/pimhook/pimhook/graphql"
@@ -20,7 +21,7 @@ const saveFilterReducer = `mutation($id: ID!, $slug: String!, $f: JSON, $r: JSON
 // reducer through GraphQL, and reads them back over REST.
 func TestSaveFilterReducer(t *testing.T) {
 	t.Parallel()
-	engine := filter.New(filter.Config{})
+	engine := filter.New(filter.Config{Timeout: 10 * time.Second}) // answers, not budgets, under -race
 	t.Cleanup(engine.Close)
 	e := newEnv(t, func(c *graphql.Config) { c.Filters = engine })
 	var created struct {

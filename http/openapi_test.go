@@ -34,7 +34,7 @@ import (
 func openAPIEnv(t *testing.T, bulk pimhttp.BulkTrigger, jobs pimhttp.JobRunner) (*env, *pimhttp.Server) {
 	t.Helper()
 	e := newEnv(t)
-	filters := filter.New(filter.Config{})
+	filters := filter.New(filter.Config{Timeout: 10 * time.Second}) // answers, not budgets, under -race
 	t.Cleanup(filters.Close)
 	stand := func(contentType, body string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
