@@ -123,10 +123,7 @@ func TestMigrateOperate(t *testing.T) {
 func TestRequeueNeverReusesSeq(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
-	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
-		t.Fatal(err)
-	}
+	s := openWithCompany(t)
 	d := ingestOne(t, s, "co_1", "app_1", "evt_1")[0]
 	ingestOne(t, s, "co_1", "app_1", "evt_2")
 	finished := time.Unix(1700000000, 0).UTC()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -72,10 +71,7 @@ func recordAttempt(t *testing.T, s *Store, d *pimhook.Delivery, outcome pimhook.
 func TestQueueCacheFollowsTheStore(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
-	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
-		t.Fatal(err)
-	}
+	s := openWithCompany(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	apps := []string{"app_0", "app_1", "app_2"}
 	at := time.Unix(1700000000, 0)
@@ -124,11 +120,7 @@ func TestQueueCacheFollowsTheStore(t *testing.T) {
 // writes are over.
 func TestQueueCacheUnderConcurrentWrites(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
-	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
-		t.Fatal(err)
-	}
+	s := openWithCompany(t)
 	apps := []string{"app_0", "app_1", "app_2", "app_3"}
 	var wg sync.WaitGroup
 	for g, app := range apps {
@@ -220,10 +212,7 @@ func TestQueueCacheRaces(t *testing.T) {
 func TestRecordGoesByTheStoredDelivery(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
-	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
-		t.Fatal(err)
-	}
+	s := openWithCompany(t)
 	stored := ingestOne(t, s, "co_1", "app_1", "evt_1")[0]
 	checkQueue(t, s, "app_1", 0, 8) // the app's queue is known
 	at := time.Unix(1700000000, 0)

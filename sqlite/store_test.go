@@ -39,6 +39,16 @@ func openTest(t testing.TB, path string) *Store {
 	return s
 }
 
+// openWithCompany opens a store in a fresh file with one company, co_1.
+func openWithCompany(t testing.TB) *Store {
+	t.Helper()
+	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
+	if err := s.CreateCompany(context.Background(), newCompany("co_1")); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func newCompany(id string) *pimhook.Company {
 	return &pimhook.Company{ID: id, Name: "company " + id, CreatedAt: time.Unix(1700000000, 0).UTC()}
 }
@@ -435,10 +445,7 @@ func TestCloseFinishesQueuedWrites(t *testing.T) {
 func TestDecidePanicLeavesStoreWorking(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
-	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
-		t.Fatal(err)
-	}
+	s := openWithCompany(t)
 	_, err := s.Ingest(ctx, "co_1", []*pimhook.Event{{ID: "evt_1"}}, func(*pimhook.Event, *pimhook.Entity) (pimhook.Decision, error) {
 		panic("decider bug")
 	})
@@ -482,11 +489,7 @@ func BenchmarkIngestGroupCommit(b *testing.B) {
 		{"concurrent64", max(1, 64/runtime.GOMAXPROCS(0))},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := openTest(b, filepath.Join(b.TempDir(), "pimhook.db"))
-			ctx := context.Background()
-			if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
-				b.Fatal(err)
-			}
+			s := openWithCompany(b)
 			var (
 				mu sync.Mutex
 				n  int
@@ -530,11 +533,8 @@ func BenchmarkIngestGroupCommit(b *testing.B) {
 // recorded, from 64 goroutines at once so that the writer batches them.
 // cpu/op is the process's CPU time per delivery.
 func BenchmarkDeliveryWrites(b *testing.B) {
-	s := openTest(b, filepath.Join(b.TempDir(), "pimhook.db"))
+	s := openWithCompany(b)
 	ctx := context.Background()
-	if err := s.CreateCompany(ctx, newCompany("co_1")); err != nil {
-		b.Fatal(err)
-	}
 	data := []byte(`{"sku":"` + strings.Repeat("x", 1000) + `"}`)
 	var n atomic.Int64
 	start := cpuTime(b)
