@@ -158,23 +158,33 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 			"attempt %q belongs to delivery %q, not %q", a.ID, a.DeliveryID, d.ID))
 		return func() error { return err }
 	}
-	// A bare request: the one error of its own, a missing delivery, comes
-	// before its first write.
+	if _, err := pimhook.ParseDeliveryStatus(string(d.Status)); err != nil {
+		err = fmt.Errorf("record attempt: %w", err)
+		return func() error { return err }
+	}
+	// What the writer stores, and what the queue cache learns, is d and a
+	// as they are now.
 	var (
-		appID string // as stored
+		appID = d.AppID // as stored, once the request has run
 		state = stateOf(d)
+		args  = []any{d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
+			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID}
+		deliveryID                    = d.ID
+		companyID, webhookID, eventID = d.CompanyID, d.WebhookID, d.EventID
 	)
+	if a != nil {
+		a = new(*a)
+	}
 	change := func(c *queueCache) { c.recorded(appID, state) }
+	// A record of a success (or of no attempt) is a bare request: its one
+	// error of its own, a missing delivery, comes before its first write. A
+	// failure's error-log entry could still be refused after it.
+	bare := a == nil || a.Succeeded
 	r, err := s.w.submitWith(ctx, func(tx *wtx) error {
 		// The attempt, the webhook's failing time and the entry go by the
 		// delivery's company, app, webhook and event as stored, whatever d
-		// says.
-		// They are d's as a rule: the update then needs no RETURNING, which
-		// SQLite answers through a temporary table.
-		companyID, webhookID, eventID := d.CompanyID, d.WebhookID, d.EventID
-		appID = d.AppID
-		args := []any{d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
-			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID}
+		// says. They are d's as a rule: the update then needs no RETURNING,
+		// which SQLite answers through a temporary table.
 		n, err := tx.execCount(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
 			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ?
 			WHERE id = ? AND company_id = ? AND app_id = ? AND webhook_id = ? AND event_id = ?`,
@@ -188,7 +198,7 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 				RETURNING company_id, app_id, webhook_id, event_id`, args...).Scan(&companyID, &appID, &webhookID, &eventID)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
-			return deliveryNotFound(d.ID)
+			return deliveryNotFound(deliveryID)
 		}
 		if err != nil || a == nil {
 			return err
@@ -196,7 +206,7 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		_, err = tx.exec(`INSERT INTO attempts (id, delivery_id, company_id, app_id, webhook_id, number, started_at, duration_ns,
 			status_code, succeeded, error, response_body)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, d.ID, companyID, appID, webhookID, a.Number, unixNano(a.StartedAt), int64(a.Duration),
+			a.ID, deliveryID, companyID, appID, webhookID, a.Number, unixNano(a.StartedAt), int64(a.Duration),
 			a.StatusCode, a.Succeeded, a.Error, a.ResponseBody)
 		if err != nil {
 			return err
@@ -210,10 +220,10 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 			WHERE company_id = ? AND id = ? AND failing_since IS NULL`, unixNano(a.StartedAt), companyID, webhookID); err != nil {
 			return err
 		}
-		e := attemptErrorLogEntry(d.ID, a)
+		e := attemptErrorLogEntry(deliveryID, a)
 		e.WebhookID, e.EventID = webhookID, eventID
 		return insertErrorLog(tx, companyID, e)
-	}, writeOpts{bare: true, change: change})
+	}, writeOpts{bare: bare, change: change})
 	return sync.OnceValue(func() error {
 		if err == nil {
 			err = r.wait()

@@ -106,13 +106,8 @@ func ingestEvent(tx *wtx, companyID string, ev *pimhook.Event, decide pimhook.De
 	if err != nil {
 		return r, fmt.Errorf("event %s changed fields: %w", ev.ID, err)
 	}
-	for _, e := range dec.Errors {
-		if e == nil {
-			continue
-		}
-		if err := e.Check(); err != nil {
-			return r, fmt.Errorf("event %s: %w", ev.ID, err)
-		}
+	if err := checkDecision(tx, dec); err != nil {
+		return r, fmt.Errorf("event %s: %w", ev.ID, err)
 	}
 	if _, err := tx.exec(`INSERT INTO events (
 		company_id, id, entity_type, entity_id, action, effective_action, name, revision,
@@ -170,6 +165,34 @@ func ingestEvent(tx *wtx, companyID string, ev *pimhook.Event, decide pimhook.De
 		}
 	}
 	return r, nil
+}
+
+// checkDecision refuses, before anything of its event is written, what
+// storing dec would refuse later: a delivery status SQLite does not take,
+// and error-log entries that are invalid or whose IDs are taken.
+func checkDecision(tx *wtx, dec pimhook.Decision) error {
+	for _, d := range dec.Deliveries {
+		if d.Status != "" {
+			if _, err := pimhook.ParseDeliveryStatus(string(d.Status)); err != nil {
+				return fmt.Errorf("delivery %s: %w", d.ID, err)
+			}
+		}
+	}
+	ids := make(map[string]bool, len(dec.Errors))
+	for _, e := range dec.Errors {
+		if e == nil {
+			continue
+		}
+		if err := e.Check(); err != nil {
+			return err
+		}
+		found, err := exists(tx, `SELECT 1 FROM error_log WHERE id = ?`, e.ID)
+		if err != nil || found || ids[e.ID] {
+			return orConflict(err, "error-log entry %q already exists", e.ID)
+		}
+		ids[e.ID] = true
+	}
+	return nil
 }
 
 // Entity returns an entity's stored state.

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"database/sql"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -15,10 +17,13 @@ const (
 	queueCacheBytes = 16 << 20 // bytes in all, as counted by size
 )
 
-// size is about what a cached delivery holds in memory.
+// size is about what a cached delivery holds in memory; an app known to
+// the cache costs appCost besides.
 func size(d *pimhook.Delivery) int {
 	return 512 + len(d.Payload) + len(d.LastError)
 }
+
+const appCost = 256
 
 // queueCache holds the pending deliveries of apps whose whole queue past
 // some Seq is known, so that PendingDeliveries answers a worker without
@@ -55,7 +60,7 @@ func newQueueCache() *queueCache {
 }
 
 // read returns up to limit of appID's pending deliveries past afterSeq, as
-// copies, if the cache knows them.
+// copies of their own, if the cache knows them.
 func (c *queueCache) read(appID string, afterSeq int64, limit int) ([]*pimhook.Delivery, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -63,27 +68,28 @@ func (c *queueCache) read(appID string, afterSeq int64, limit int) ([]*pimhook.D
 	if q == nil || afterSeq < q.from {
 		return nil, false
 	}
-	i, _ := slices.BinarySearchFunc(q.list, afterSeq, func(d pimhook.Delivery, seq int64) int {
-		return cmpSeq(d.Seq, seq+1)
-	})
+	i := sort.Search(len(q.list), func(i int) bool { return q.list[i].Seq > afterSeq })
 	c.hits.Add(1)
 	n := min(limit, len(q.list)-i)
 	ds := make([]*pimhook.Delivery, n)
 	for j := range n {
-		d := q.list[i+j]
-		ds[j] = &d
+		ds[j] = owned(&q.list[i+j])
 	}
 	return ds, true
 }
 
-func cmpSeq(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// owned returns a copy of d that shares no memory with it, so that neither
+// the cache nor a caller can change what the other holds.
+func owned(d *pimhook.Delivery) *pimhook.Delivery {
+	o := *d
+	if len(d.Payload) > 0 {
+		o.Payload = bytes.Clone(d.Payload)
 	}
-	return 0
+	if d.FinishedAt != nil {
+		f := *d.FinishedAt
+		o.FinishedAt = &f
+	}
+	return &o
 }
 
 // now returns the epoch a read begins in.
@@ -101,9 +107,9 @@ func (c *queueCache) fill(appID string, afterSeq int64, ds []*pimhook.Delivery, 
 	if epoch != c.epoch || len(ds) > queueCacheApp {
 		return
 	}
-	q := &appQueue{from: afterSeq, list: make([]pimhook.Delivery, 0, len(ds))}
+	q := &appQueue{from: afterSeq, list: make([]pimhook.Delivery, 0, len(ds)), bytes: appCost}
 	for _, d := range ds {
-		q.list = append(q.list, *d)
+		q.list = append(q.list, *owned(d))
 		q.bytes += size(d)
 	}
 	c.forget(appID)
@@ -183,6 +189,11 @@ func (c *queueCache) recorded(appID string, st deliveryState) {
 	}
 	i := slices.IndexFunc(q.list, func(d pimhook.Delivery) bool { return d.ID == st.id })
 	if i < 0 {
+		if st.status == pimhook.DeliveryPending {
+			// A finished delivery, or one at or below from, made pending
+			// again: where it goes in the queue is not known here.
+			c.forget(appID)
+		}
 		return
 	}
 	n := size(&q.list[i])
@@ -196,6 +207,9 @@ func (c *queueCache) recorded(appID string, st deliveryState) {
 	n = size(&q.list[i])
 	q.bytes += n
 	c.bytes += n
+	if c.bytes > queueCacheBytes {
+		c.forget(appID)
+	}
 }
 
 // deliveryState is what recording an attempt changes of a delivery, as
@@ -225,13 +239,13 @@ func (st deliveryState) applyTo(d *pimhook.Delivery) {
 	d.FinishedAt = fromNullUnixNano(st.finishedAt)
 }
 
-// asStored returns d as a read of its row would: times in UTC to the
-// nanosecond, and a payload that is never nil.
+// asStored returns d as a read of its row would, sharing no memory with
+// it: times in UTC to the nanosecond, and an empty payload nil.
 func asStored(d *pimhook.Delivery, seq int64, companyID string, status pimhook.DeliveryStatus) pimhook.Delivery {
-	s := *d
+	s := *owned(d)
 	s.Seq, s.CompanyID = seq, companyID
-	if s.Payload == nil {
-		s.Payload = []byte{}
+	if len(s.Payload) == 0 {
+		s.Payload = nil
 	}
 	s.CreatedAt = fromUnixNano(unixNano(d.CreatedAt))
 	d2 := stateOf(d)

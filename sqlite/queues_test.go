@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,13 +44,32 @@ func describe(ds []*pimhook.Delivery) string {
 	return s
 }
 
+// finishedDelivery returns one of an app's deliveries that is not pending,
+// or nil.
+func finishedDelivery(t *testing.T, s *Store, appID string) *pimhook.Delivery {
+	t.Helper()
+	ds, err := queryAll(t.Context(), s.rdb, scanDelivery, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE app_id = ? AND status <> 'pending' ORDER BY seq LIMIT 1`, appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	return ds[0]
+}
+
+// attempts numbers the attempts the tests record, so that their IDs are
+// never used twice.
+var attempts atomic.Int64
+
 // recordAttempt records an attempt of d that ends it (succeeded or
-// failed) or leaves it pending for a retry.
-func recordAttempt(t *testing.T, s *Store, d *pimhook.Delivery, outcome pimhook.DeliveryStatus, at time.Time) {
+// failed) or leaves it pending for a retry, and returns its ID.
+func recordAttempt(t *testing.T, s *Store, d *pimhook.Delivery, outcome pimhook.DeliveryStatus, at time.Time) string {
 	t.Helper()
 	d.Attempts++
 	d.Status, d.UpdatedAt = outcome, at
-	a := &pimhook.Attempt{ID: fmt.Sprintf("att_%s_%d", d.ID, d.Attempts), DeliveryID: d.ID, Number: d.Attempts, StartedAt: at}
+	a := &pimhook.Attempt{ID: fmt.Sprint("att_", attempts.Add(1)), DeliveryID: d.ID, Number: d.Attempts, StartedAt: at}
 	switch outcome {
 	case pimhook.DeliverySucceeded:
 		d.LastStatusCode, d.FinishedAt = 200, &at
@@ -63,6 +84,7 @@ func recordAttempt(t *testing.T, s *Store, d *pimhook.Delivery, outcome pimhook.
 	if err := s.RecordAttempt(t.Context(), d, a); err != nil {
 		t.Fatal(err)
 	}
+	return a.ID
 }
 
 // TestQueueCacheFollowsTheStore runs random ingests, attempt records and
@@ -78,10 +100,50 @@ func TestQueueCacheFollowsTheStore(t *testing.T) {
 	for i := range 600 {
 		at = at.Add(time.Millisecond)
 		app := apps[rng.IntN(len(apps))]
-		switch op := rng.IntN(10); {
+		switch op := rng.IntN(12); {
 		case op < 4:
 			ingestOne(t, s, "co_1", app, fmt.Sprint("evt_", i))
-		case op < 8:
+		case op < 6:
+			// Several ingests and records in one batch of the writer.
+			release := blockWriter(t, s.w)
+			var wg sync.WaitGroup
+			for j, app := range apps {
+				wg.Go(func() {
+					if _, err := tryIngestOne(s, "co_1", app, fmt.Sprintf("evt_%d_%d", i, j)); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			var waits []func() error
+			for _, app := range apps {
+				if queue := pendingFromSQL(t, s, app, 0, 1000); len(queue) > 0 {
+					d := queue[rng.IntN(len(queue))]
+					d.Status, d.Attempts, d.UpdatedAt, d.FinishedAt = pimhook.DeliverySucceeded, d.Attempts+1, at, &at
+					waits = append(waits, s.SubmitAttempt(ctx, d, &pimhook.Attempt{ID: fmt.Sprint("att_", attempts.Add(1)),
+						DeliveryID: d.ID, Number: d.Attempts, StartedAt: at, StatusCode: 200, Succeeded: true}))
+				}
+			}
+			for len(s.w.reqs) < len(apps)+len(waits) {
+				time.Sleep(time.Millisecond)
+			}
+			release()
+			wg.Wait()
+			for _, wait := range waits {
+				if err := wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case op < 7:
+			// A finished delivery made pending again by a record.
+			d := finishedDelivery(t, s, app)
+			if d == nil {
+				continue
+			}
+			d.Status, d.FinishedAt, d.UpdatedAt = pimhook.DeliveryPending, nil, at
+			if err := s.RecordAttempt(ctx, d, nil); err != nil {
+				t.Fatal(err)
+			}
+		case op < 10:
 			queue := pendingFromSQL(t, s, app, 0, 1000)
 			if len(queue) == 0 {
 				continue
@@ -132,11 +194,13 @@ func TestQueueCacheUnderConcurrentWrites(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if i%3 != 0 {
+				// Most deliveries end; one in five is retried and one in
+				// seven is left, so that queues stay short enough to keep.
+				if i%7 != 0 {
 					at = at.Add(time.Millisecond)
 					d := *ds[0]
 					outcome := pimhook.DeliverySucceeded
-					if i%3 == 1 {
+					if i%5 == 0 {
 						outcome = pimhook.DeliveryPending
 					}
 					recordAttempt(t, s, &d, outcome, at)
@@ -145,7 +209,7 @@ func TestQueueCacheUnderConcurrentWrites(t *testing.T) {
 		})
 		wg.Go(func() {
 			for range 300 {
-				if _, err := s.PendingDeliveries(context.Background(), app, 0, 8); err != nil {
+				if _, err := s.PendingDeliveries(context.Background(), app, 0, 64); err != nil {
 					t.Error(err)
 					return
 				}
@@ -153,6 +217,14 @@ func TestQueueCacheUnderConcurrentWrites(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Whatever the readers left in the cache was filled and kept up while
+	// the writes ran: it must answer what SQLite holds.
+	s.queues.mu.Lock()
+	known := len(s.queues.apps)
+	s.queues.mu.Unlock()
+	if known == 0 || s.queues.hits.Load() == 0 {
+		t.Fatalf("%d apps known, %d reads from memory: the test did not use the cache", known, s.queues.hits.Load())
+	}
 	for _, app := range apps {
 		for _, after := range []int64{0, 100, 300} {
 			checkQueue(t, s, app, after, 1000)
@@ -219,11 +291,11 @@ func TestRecordGoesByTheStoredDelivery(t *testing.T) {
 	for _, outcome := range []pimhook.DeliveryStatus{pimhook.DeliveryPending, pimhook.DeliverySucceeded} {
 		d := *stored
 		d.CompanyID, d.AppID, d.WebhookID, d.EventID = "co_2", "app_2", "wh_2", "evt_2"
-		recordAttempt(t, s, &d, outcome, at)
+		id := recordAttempt(t, s, &d, outcome, at)
 		*stored = d
 		var company, app, webhook string
 		err := s.rdb.QueryRowContext(ctx, `SELECT company_id, app_id, webhook_id FROM attempts WHERE id = ?`,
-			fmt.Sprintf("att_%s_%d", d.ID, d.Attempts)).Scan(&company, &app, &webhook)
+			id).Scan(&company, &app, &webhook)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,5 +306,72 @@ func TestRecordGoesByTheStoredDelivery(t *testing.T) {
 	}
 	if ds, err := s.PendingDeliveries(ctx, "app_1", 0, 8); err != nil || len(ds) != 0 {
 		t.Errorf("queue after the delivery succeeded: %d, %v", len(ds), err)
+	}
+}
+
+// TestQueueCacheHoldsItsOwn checks that what a read returns shares nothing
+// with the cache, and reads at the ends of the Seq range.
+func TestQueueCacheHoldsItsOwn(t *testing.T) {
+	t.Parallel()
+	s := openWithCompany(t)
+	ingestOne(t, s, "co_1", "app_1", "evt_1")
+	checkQueue(t, s, "app_1", 0, 8) // fills the cache
+	ds, err := s.PendingDeliveries(t.Context(), "app_1", 0, 8)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("queue: %d, %v", len(ds), err)
+	}
+	ds[0].Payload[0] = 'X'
+	checkQueue(t, s, "app_1", 0, 8)
+	checkQueue(t, s, "app_1", math.MaxInt64, 8)
+	if s.queues.hits.Load() < 3 {
+		t.Errorf("%d reads from memory, want 3", s.queues.hits.Load())
+	}
+	// An empty payload reads back as SQLite gives it.
+	_, err = s.Ingest(t.Context(), "co_1", []*pimhook.Event{{ID: "evt_2", EntityType: "products", EntityID: "2"}},
+		func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
+			ev.EffectiveAction, ev.Revision = pimhook.ActionCreated, 1
+			return pimhook.Decision{Deliveries: []*pimhook.Delivery{{ID: "msg_2", AppID: "app_1", WebhookID: "wh_1", EventID: ev.ID, EventName: "products.created"}}}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkQueue(t, s, "app_1", 0, 8)
+}
+
+// TestIngestRefusesBeforeWriting: an ingest whose error-log entry is
+// refused fails alone, without aborting the batch it shared.
+func TestIngestRefusesBeforeWriting(t *testing.T) {
+	t.Parallel()
+	s := openWithCompany(t)
+	entry := func() *pimhook.ErrorLogEntry {
+		return &pimhook.ErrorLogEntry{ID: "err_1", Source: pimhook.ErrorSourceFilter, OccurredAt: time.Unix(1700000000, 0)}
+	}
+	ingest := func(id string) error {
+		_, err := s.Ingest(context.Background(), "co_1", []*pimhook.Event{{ID: id, EntityType: "products", EntityID: id}},
+			func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
+				ev.EffectiveAction, ev.Revision = pimhook.ActionCreated, 1
+				return pimhook.Decision{Errors: []*pimhook.ErrorLogEntry{entry()}}, nil
+			})
+		return err
+	}
+	if err := ingest("evt_1"); err != nil {
+		t.Fatal(err)
+	}
+	release := blockWriter(t, s.w)
+	refused := make(chan error, 1)
+	go func() { refused <- ingest("evt_2") }()
+	for len(s.w.reqs) < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	r, err := s.w.submit(t.Context(), insertCompany("co_2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := <-refused; pimhook.ErrorKind(err) != pimhook.KindConflict {
+		t.Errorf("ingest with a taken error-log ID: %v, want a conflict", err)
+	}
+	if err := r.wait(); err != nil {
+		t.Errorf("the request that shared its batch: %v", err)
 	}
 }

@@ -352,7 +352,12 @@ func TestBareRequests(t *testing.T) {
 			}
 			return errWrote
 		},
-		"an error of SQLite's aborts the batch": insertCompany("co_a"), // primary key violation
+		"a failed write aborts the batch": insertCompany("co_a"), // primary key violation
+		"an error of SQLite's aborts the batch": func(tx *wtx) error {
+			// A read that fails as it runs, having written nothing.
+			var n int64
+			return tx.queryRow(`SELECT abs(-9223372036854775807 - 1)`).Scan(&n)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			errs := runBatch(t, s.w,
