@@ -159,7 +159,8 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		return func() error { return err }
 	}
 	if _, err := pimhook.ParseDeliveryStatus(string(d.Status)); err != nil {
-		err = fmt.Errorf("record attempt: %w", err)
+		err = fmt.Errorf("record attempt: %w", pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation,
+			"delivery %q cannot take the status %q", d.ID, d.Status))
 		return func() error { return err }
 	}
 	// What the writer stores, and what the queue cache learns, is d and a

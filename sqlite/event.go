@@ -174,7 +174,8 @@ func checkDecision(tx *wtx, dec pimhook.Decision) error {
 	for _, d := range dec.Deliveries {
 		if d.Status != "" {
 			if _, err := pimhook.ParseDeliveryStatus(string(d.Status)); err != nil {
-				return fmt.Errorf("delivery %s: %w", d.ID, err)
+				return pimhook.Errorf(pimhook.KindInvalid, pimhook.CodeValidation,
+					"delivery %q cannot take the status %q", d.ID, d.Status)
 			}
 		}
 	}

@@ -123,9 +123,7 @@ func TestQueueCacheFollowsTheStore(t *testing.T) {
 						DeliveryID: d.ID, Number: d.Attempts, StartedAt: at, StatusCode: 200, Succeeded: true}))
 				}
 			}
-			for len(s.w.reqs) < len(apps)+len(waits) {
-				time.Sleep(time.Millisecond)
-			}
+			waitQueued(t, s.w, len(apps)+len(waits))
 			release()
 			wg.Wait()
 			for _, wait := range waits {
@@ -315,19 +313,31 @@ func TestQueueCacheHoldsItsOwn(t *testing.T) {
 	t.Parallel()
 	s := openWithCompany(t)
 	ingestOne(t, s, "co_1", "app_1", "evt_1")
-	checkQueue(t, s, "app_1", 0, 8) // fills the cache
-	ds, err := s.PendingDeliveries(t.Context(), "app_1", 0, 8)
-	if err != nil || len(ds) != 1 {
-		t.Fatalf("queue: %d, %v", len(ds), err)
+	edit := func(what string, ds []*pimhook.Delivery) {
+		t.Helper()
+		if len(ds) != 1 {
+			t.Fatalf("%s: %d deliveries", what, len(ds))
+		}
+		ds[0].Payload[0] = 'X'
+		checkQueue(t, s, "app_1", 0, 8)
 	}
-	ds[0].Payload[0] = 'X'
-	checkQueue(t, s, "app_1", 0, 8)
+	read := func() []*pimhook.Delivery {
+		t.Helper()
+		ds, err := s.PendingDeliveries(t.Context(), "app_1", 0, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+	edit("the read that filled the cache", read())
+	edit("a read from the cache", read())
+	edit("an ingest's own delivery", ingestOne(t, s, "co_1", "app_1", "evt_3")) // queued into the known queue
 	checkQueue(t, s, "app_1", math.MaxInt64, 8)
-	if s.queues.hits.Load() < 3 {
-		t.Errorf("%d reads from memory, want 3", s.queues.hits.Load())
+	if s.queues.hits.Load() < 5 {
+		t.Errorf("%d reads from memory, want 5", s.queues.hits.Load())
 	}
 	// An empty payload reads back as SQLite gives it.
-	_, err = s.Ingest(t.Context(), "co_1", []*pimhook.Event{{ID: "evt_2", EntityType: "products", EntityID: "2"}},
+	_, err := s.Ingest(t.Context(), "co_1", []*pimhook.Event{{ID: "evt_2", EntityType: "products", EntityID: "2"}},
 		func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
 			ev.EffectiveAction, ev.Revision = pimhook.ActionCreated, 1
 			return pimhook.Decision{Deliveries: []*pimhook.Delivery{{ID: "msg_2", AppID: "app_1", WebhookID: "wh_1", EventID: ev.ID, EventName: "products.created"}}}, nil
@@ -338,40 +348,79 @@ func TestQueueCacheHoldsItsOwn(t *testing.T) {
 	checkQueue(t, s, "app_1", 0, 8)
 }
 
-// TestIngestRefusesBeforeWriting: an ingest whose error-log entry is
-// refused fails alone, without aborting the batch it shared.
+// TestIngestRefusesBeforeWriting: ingests whose error-log entry or
+// delivery would be refused fail alone, without aborting the batch they
+// shared.
 func TestIngestRefusesBeforeWriting(t *testing.T) {
 	t.Parallel()
 	s := openWithCompany(t)
-	entry := func() *pimhook.ErrorLogEntry {
-		return &pimhook.ErrorLogEntry{ID: "err_1", Source: pimhook.ErrorSourceFilter, OccurredAt: time.Unix(1700000000, 0)}
-	}
-	ingest := func(id string) error {
+	ingest := func(id, entryID string, status pimhook.DeliveryStatus) error {
 		_, err := s.Ingest(context.Background(), "co_1", []*pimhook.Event{{ID: id, EntityType: "products", EntityID: id}},
 			func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
 				ev.EffectiveAction, ev.Revision = pimhook.ActionCreated, 1
-				return pimhook.Decision{Errors: []*pimhook.ErrorLogEntry{entry()}}, nil
+				return pimhook.Decision{
+					Errors: []*pimhook.ErrorLogEntry{{ID: entryID, Source: pimhook.ErrorSourceFilter, OccurredAt: time.Unix(1700000000, 0)}},
+					Deliveries: []*pimhook.Delivery{{ID: "msg_" + id, AppID: "app_1", WebhookID: "wh_1", EventID: id,
+						EventName: "products.created", Status: status}},
+				}, nil
 			})
 		return err
 	}
-	if err := ingest("evt_1"); err != nil {
+	if err := ingest("evt_1", "err_1", ""); err != nil {
 		t.Fatal(err)
 	}
 	release := blockWriter(t, s.w)
-	refused := make(chan error, 1)
-	go func() { refused <- ingest("evt_2") }()
-	for len(s.w.reqs) < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	taken, bad := make(chan error, 1), make(chan error, 1)
+	go func() { taken <- ingest("evt_2", "err_1", "") }()
+	waitQueued(t, s.w, 1)
+	go func() { bad <- ingest("evt_3", "err_3", "bogus") }()
+	waitQueued(t, s.w, 2)
 	r, err := s.w.submit(t.Context(), insertCompany("co_2"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	release()
-	if err := <-refused; pimhook.ErrorKind(err) != pimhook.KindConflict {
+	if err := <-taken; pimhook.ErrorKind(err) != pimhook.KindConflict {
 		t.Errorf("ingest with a taken error-log ID: %v, want a conflict", err)
+	}
+	if err := <-bad; pimhook.ErrorCode(err) != pimhook.CodeValidation {
+		t.Errorf("ingest of a delivery with an unknown status: %v, want a validation error", err)
 	}
 	if err := r.wait(); err != nil {
 		t.Errorf("the request that shared its batch: %v", err)
 	}
+}
+
+// TestSubmitAttemptTakesItsArguments: what SubmitAttempt stores, and what
+// the queue cache learns, is the delivery and attempt as they were when it
+// was called, whatever the caller does with them afterwards.
+func TestSubmitAttemptTakesItsArguments(t *testing.T) {
+	t.Parallel()
+	s := openWithCompany(t)
+	ingestOne(t, s, "co_1", "app_1", "evt_1")
+	d := pendingFromSQL(t, s, "app_1", 0, 8)[0]
+	checkQueue(t, s, "app_1", 0, 8) // the app's queue is known
+	at := time.Unix(1700000000, 0)
+	release := blockWriter(t, s.w)
+	d.Status, d.Attempts, d.LastStatusCode, d.UpdatedAt, d.FinishedAt = pimhook.DeliverySucceeded, 1, 200, at, &at
+	a := &pimhook.Attempt{ID: "att_1", DeliveryID: d.ID, Number: 1, StartedAt: at, StatusCode: 200, Succeeded: true}
+	wait := s.SubmitAttempt(t.Context(), d, a)
+	d.Status, d.Attempts, d.FinishedAt = pimhook.DeliveryPending, 7, nil
+	a.StatusCode = 500
+	release()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Delivery(t.Context(), "co_1", d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	if err := s.rdb.QueryRowContext(t.Context(), `SELECT status_code FROM attempts WHERE id = 'att_1'`).Scan(&code); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != pimhook.DeliverySucceeded || stored.Attempts != 1 || code != 200 {
+		t.Errorf("stored %s after %d attempts, attempt status %d; want succeeded, 1, 200", stored.Status, stored.Attempts, code)
+	}
+	checkQueue(t, s, "app_1", 0, 8)
 }

@@ -182,20 +182,37 @@ func tryIngestOne(s *Store, companyID, appID, eventID string) ([]*pimhook.Delive
 func blockWriter(t *testing.T, w *writer) (release func()) {
 	t.Helper()
 	started, unblock := make(chan struct{}), make(chan struct{})
-	r, err := w.submit(t.Context(), func(*wtx) error {
+	// It writes nothing, so it leaves the queue cache as it is.
+	r, err := w.submitWith(t.Context(), func(*wtx) error {
 		close(started)
 		<-unblock
 		return nil
-	})
+	}, writeOpts{change: func(*queueCache) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-started
-	return func() {
+	// A test that stops before it releases the writer must not leave it
+	// blocked: Close would wait for it.
+	release = sync.OnceFunc(func() {
 		close(unblock)
 		if err := r.wait(); err != nil {
 			t.Errorf("blocking request: %v", err)
 		}
+	})
+	t.Cleanup(release)
+	return release
+}
+
+// waitQueued waits until n requests wait in w's queue.
+func waitQueued(t *testing.T, w *writer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.reqs) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued after 10s, want %d", len(w.reqs), n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
