@@ -166,12 +166,9 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 	// What the writer stores, and what the queue cache learns, is d and a
 	// as they are now.
 	var (
-		appID = d.AppID // as stored, once the request has run
-		state = stateOf(d)
-		args  = []any{d.Status, d.Attempts, unixNano(d.NextAttemptAt), d.LastStatusCode, d.LastError,
-			unixNano(d.UpdatedAt), nullUnixNano(d.FinishedAt), d.ID}
-		deliveryID                    = d.ID
-		companyID, webhookID, eventID = d.CompanyID, d.WebhookID, d.EventID
+		state                                = stateOf(d)
+		args                                 = state.updateArgs()
+		companyID, appID, webhookID, eventID = d.CompanyID, d.AppID, d.WebhookID, d.EventID // as stored, once the request has run
 	)
 	if a != nil {
 		a = new(*a)
@@ -186,20 +183,17 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		// delivery's company, app, webhook and event as stored, whatever d
 		// says. They are d's as a rule: the update then needs no RETURNING,
 		// which SQLite answers through a temporary table.
-		n, err := tx.execCount(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
-			last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ?
-			WHERE id = ? AND company_id = ? AND app_id = ? AND webhook_id = ? AND event_id = ?`,
+		n, err := tx.execCount(updateDelivery+` AND company_id = ? AND app_id = ? AND webhook_id = ? AND event_id = ?`,
 			append(args, companyID, appID, webhookID, eventID)...)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			err = tx.queryRow(`UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
-				last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?
-				RETURNING company_id, app_id, webhook_id, event_id`, args...).Scan(&companyID, &appID, &webhookID, &eventID)
+			err = tx.queryRow(updateDelivery+` RETURNING company_id, app_id, webhook_id, event_id`, args...).
+				Scan(&companyID, &appID, &webhookID, &eventID)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
-			return deliveryNotFound(deliveryID)
+			return deliveryNotFound(state.id)
 		}
 		if err != nil || a == nil {
 			return err
@@ -207,7 +201,7 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		_, err = tx.exec(`INSERT INTO attempts (id, delivery_id, company_id, app_id, webhook_id, number, started_at, duration_ns,
 			status_code, succeeded, error, response_body)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, deliveryID, companyID, appID, webhookID, a.Number, unixNano(a.StartedAt), int64(a.Duration),
+			a.ID, state.id, companyID, appID, webhookID, a.Number, unixNano(a.StartedAt), int64(a.Duration),
 			a.StatusCode, a.Succeeded, a.Error, a.ResponseBody)
 		if err != nil {
 			return err
@@ -221,7 +215,7 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 			WHERE company_id = ? AND id = ? AND failing_since IS NULL`, unixNano(a.StartedAt), companyID, webhookID); err != nil {
 			return err
 		}
-		e := attemptErrorLogEntry(deliveryID, a)
+		e := attemptErrorLogEntry(state.id, a)
 		e.WebhookID, e.EventID = webhookID, eventID
 		return insertErrorLog(tx, companyID, e)
 	}, writeOpts{bare: bare, change: change})
@@ -235,6 +229,11 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		return nil
 	})
 }
+
+// updateDelivery stores what an attempt changed of a delivery, with the
+// arguments of deliveryState.updateArgs.
+const updateDelivery = `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
+	last_status_code = ?, last_error = ?, updated_at = ?, finished_at = ? WHERE id = ?`
 
 var _ pimhook.AttemptSubmitter = (*Store)(nil)
 

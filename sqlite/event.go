@@ -33,9 +33,6 @@ func (s *Store) Ingest(ctx context.Context, companyID string, events []*pimhook.
 		results []pimhook.IngestResult
 		placed  []placedDelivery
 	)
-	// One event returns its own errors before its first write (see
-	// ingestEvent), so it needs no savepoint; in a longer list, a later
-	// event's error must undo the earlier events.
 	change := func(c *queueCache) {
 		for _, p := range placed {
 			if p.status == pimhook.DeliveryPending {
@@ -43,6 +40,9 @@ func (s *Store) Ingest(ctx context.Context, companyID string, events []*pimhook.
 			}
 		}
 	}
+	// Bare for one event, which returns its own errors before its first
+	// write (see ingestEvent); in a longer list, a later event's error must
+	// undo the earlier events.
 	err := s.w.doWith(ctx, func(tx *wtx) error {
 		results = make([]pimhook.IngestResult, 0, len(events))
 		for _, ev := range events {

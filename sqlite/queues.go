@@ -233,6 +233,11 @@ func stateOf(d *pimhook.Delivery) deliveryState {
 	}
 }
 
+// updateArgs are the arguments of updateDelivery.
+func (st deliveryState) updateArgs() []any {
+	return []any{st.status, st.attempts, st.nextAttemptAt, st.lastStatusCode, st.lastError, st.updatedAt, st.finishedAt, st.id}
+}
+
 func (st deliveryState) applyTo(d *pimhook.Delivery) {
 	d.Status, d.Attempts, d.NextAttemptAt = st.status, st.attempts, fromUnixNano(st.nextAttemptAt)
 	d.LastStatusCode, d.LastError, d.UpdatedAt = st.lastStatusCode, st.lastError, fromUnixNano(st.updatedAt)
