@@ -108,7 +108,7 @@ func summarize(c Config) ConfigSummary {
 		Short: c.Short, Clients: c.Clients, Apps: c.Apps, Listeners: c.Listeners, PayloadBytes: c.PayloadBytes,
 		WarmupSeconds: c.Warmup.Seconds(), DurationSeconds: c.Duration.Seconds(), BatchSize: c.BatchSize,
 		MaxOutstanding: c.MaxOutstanding, SharedWorkers: c.SharedWorkers, HangTimeoutMS: c.HangTimeout.Milliseconds(),
-		NoisyEvery: c.NoisyEvery, FanoutWebhooks: c.FanoutWebhooks, FanoutRounds: c.FanoutRounds, BacklogDeliveries: c.BacklogDeliveries,
+		NoisyEvery: c.NoisyEvery, OneAppQueue: c.OneAppQueue, FanoutWebhooks: c.FanoutWebhooks, FanoutRounds: c.FanoutRounds, BacklogDeliveries: c.BacklogDeliveries,
 		BacklogApps: c.BacklogApps, BacklogRetryS: c.BacklogRetry.Seconds(),
 	}
 }

@@ -72,8 +72,11 @@ func TestShortRun(t *testing.T) {
 	if s := res.scenario(scFanout); s != nil && s.Delivered != int64(res.Config.FanoutWebhooks*res.Config.FanoutRounds) {
 		t.Errorf("fanout: %d deliveries, want %d", s.Delivered, res.Config.FanoutWebhooks*res.Config.FanoutRounds)
 	}
-	if len(res.Ratios) != 6 || len(res.Targets) != 6 {
-		t.Errorf("ratios %+v, targets %+v: want 6 of each", res.Ratios, res.Targets)
+	if s := res.scenario(scOneApp); s != nil && (s.Extra["drain_deliveries"] <= 0 || s.Extra["drain_per_second"] <= 0) {
+		t.Errorf("oneapp: no drain measured: %v", s.Extra)
+	}
+	if len(res.Ratios) != 7 || len(res.Targets) != 6 {
+		t.Errorf("ratios %+v, targets %+v: want 7 and 6", res.Ratios, res.Targets)
 	}
 	for _, want := range []string{"7a relay", "5 backlog", "target", "ratio"} {
 		if !strings.Contains(stdout.String(), want) {

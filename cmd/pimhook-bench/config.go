@@ -67,6 +67,10 @@ type Config struct {
 	HangTimeout time.Duration
 	NoisyEvery  int // one app in this many has a hanging receiver
 
+	// OneAppQueue is how many deliveries the one-app scenario queues after
+	// its sustained load, to measure the drain of one app's queue.
+	OneAppQueue int
+
 	FanoutWebhooks int
 	FanoutRounds   int
 
@@ -99,6 +103,7 @@ func FullConfig() Config {
 		LogLevel:          "warn",
 		HangTimeout:       2500 * time.Millisecond,
 		NoisyEvery:        10,
+		OneAppQueue:       20_000,
 		FanoutWebhooks:    1000,
 		FanoutRounds:      5,
 		BacklogDeliveries: 1_000_000,
@@ -123,6 +128,7 @@ func ShortConfig() Config {
 	c.MaxOutstanding = 200
 	c.SharedWorkers = 16
 	c.HangTimeout = 300 * time.Millisecond
+	c.OneAppQueue = 300
 	c.FanoutWebhooks = 20
 	c.FanoutRounds = 2
 	c.BacklogDeliveries = 1000
@@ -142,7 +148,7 @@ func (c Config) validate() error {
 	positive := map[string]int{
 		"-clients": c.Clients, "-apps": c.Apps, "-listeners": c.Listeners, "-products": c.Products,
 		"-batch": c.BatchSize, "-max-outstanding": c.MaxOutstanding, "-shared-workers": c.SharedWorkers,
-		"-noisy-every": c.NoisyEvery, "-fanout": c.FanoutWebhooks, "-fanout-rounds": c.FanoutRounds,
+		"-noisy-every": c.NoisyEvery, "-oneapp-queue": c.OneAppQueue, "-fanout": c.FanoutWebhooks, "-fanout-rounds": c.FanoutRounds,
 		"-backlog": c.BacklogDeliveries, "-backlog-apps": c.BacklogApps,
 	}
 	for name, v := range positive {
@@ -206,6 +212,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "pimhook --log-level")
 	fs.DurationVar(&c.HangTimeout, "hang-timeout", c.HangTimeout, "webhook timeout of the noisy scenario, which hanging receivers run into")
 	fs.IntVar(&c.NoisyEvery, "noisy-every", c.NoisyEvery, "one app in this many hangs in the noisy scenario")
+	fs.IntVar(&c.OneAppQueue, "oneapp-queue", c.OneAppQueue, "deliveries queued for the one app, whose drain is then measured")
 	fs.IntVar(&c.FanoutWebhooks, "fanout", c.FanoutWebhooks, "webhooks (one per app) that hear the fan-out event")
 	fs.IntVar(&c.FanoutRounds, "fanout-rounds", c.FanoutRounds, "fan-out events, one after the other")
 	fs.IntVar(&c.BacklogDeliveries, "backlog", c.BacklogDeliveries, "deliveries queued in the backlog scenario")

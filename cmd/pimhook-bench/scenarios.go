@@ -218,12 +218,78 @@ func (h *harness) oneApp(ctx context.Context) (sr ScenarioResult, err error) {
 	defer func() { err = errors.Join(err, h.stopInstance(in)) }()
 	t := newTracker(h.keys.peek(), 1)
 	h.rcv.track(t)
-	tgt := &pimhookTarget{api: in.p.api, maker: h.maker, entityType: func(int) string { return "bench_solo" }}
+	defer h.rcv.track(nil)
+	solo := func(int) string { return "bench_solo" }
+	tgt := &pimhookTarget{api: in.p.api, maker: h.maker, entityType: solo}
 	if _, err := h.closedRun(ctx, &sr, in.p, tgt, t, 1, 1); err != nil {
 		return sr, err
 	}
-	sr.Note = fmt.Sprintf("ingest %.0f events/s; latencies are queueing behind at most %d outstanding", sr.IngestPerSecond, h.cfg.MaxOutstanding)
+	dr, err := h.drainOne(ctx, in.p, &pimhookTarget{api: in.p.api, maker: h.maker, entityType: solo, batch: true}, t)
+	if err != nil {
+		return sr, err
+	}
+	sr.Extra = map[string]float64{"drain_per_second": dr.perSecond, "drain_deliveries": float64(dr.deliveries),
+		"drain_cpu_per_delivery_us": dr.cpuPerDeliveryUS}
+	sr.Note = fmt.Sprintf("ingest %.0f events/s alongside, latencies queueing behind at most %d outstanding; "+
+		"then its queue of %d drained at %.0f/s with no ingest (%.0fus CPU per delivery)",
+		sr.IngestPerSecond, h.cfg.MaxOutstanding, dr.deliveries, dr.perSecond, dr.cpuPerDeliveryUS)
 	return sr, nil
+}
+
+// drained is what drainOne measured.
+type drained struct {
+	deliveries       int
+	perSecond        float64
+	cpuPerDeliveryUS float64
+}
+
+// drainOne queues cfg.OneAppQueue deliveries for the one app, posting
+// batches as fast as pimhook takes them (its worker delivering meanwhile)
+// for at most cfg.Duration, then stops posting and measures how fast the queue drains: the app's
+// delivery loop with nothing else on the machine, as the serial loop it is
+// compared with has.
+func (h *harness) drainOne(ctx context.Context, p *pimhookProc, tgt *pimhookTarget, t *tracker) (drained, error) {
+	var buf []byte
+	evs := make([]event, h.cfg.BatchSize)
+	// A pimhook that delivers as fast as it takes events never builds the
+	// queue: the filling ends after the measured window's length.
+	for until := time.Now().Add(h.cfg.Duration); time.Now().Before(until); {
+		if n, _ := t.outstanding(); n >= int64(h.cfg.OneAppQueue) {
+			break
+		}
+		k := h.keys.take(len(evs))
+		now := time.Now().UnixNano()
+		for i := range evs {
+			evs[i] = event{key: k + uint64(i), sent: now}
+		}
+		per, err := tgt.send(ctx, evs, &buf)
+		if err != nil {
+			return drained{}, fmt.Errorf("%w\n%s", err, p.logTail())
+		}
+		t.expect(sum(per))
+	}
+	from := time.Now()
+	cpu := procCPU(p.pid())
+	// The profile covers the drain's first seconds, while the queue is
+	// still long.
+	prof := h.profileCPU(ctx, p, scOneApp+"-drain", window{from: from, to: from.Add(2 * time.Second)})
+	if err := errors.Join(t.waitAll(ctx, h.cfg.Stall), prof()); err != nil {
+		return drained{}, err
+	}
+	used := procCPU(p.pid()) - cpu
+	var d drained
+	last := from.UnixNano()
+	for _, a := range t.snapshot().arrivals {
+		if a.arrived >= from.UnixNano() {
+			d.deliveries++
+			last = max(last, a.arrived)
+		}
+	}
+	if d.deliveries > 0 && last > from.UnixNano() {
+		d.perSecond = float64(d.deliveries) / time.Duration(last-from.UnixNano()).Seconds()
+		d.cpuPerDeliveryUS = float64(used.Microseconds()) / float64(d.deliveries)
+	}
+	return d, nil
 }
 
 // fanout is scenario 4: one event heard by cfg.FanoutWebhooks webhooks, one
