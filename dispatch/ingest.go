@@ -60,7 +60,7 @@ func (d *Dispatcher) Ingest(ctx context.Context, co *pimhook.Company, events []*
 				woken = append(woken, dl.AppID)
 			}
 		}
-		return dec, fo.err
+		return dec, nil
 	}
 	results, err := d.store.Ingest(ctx, co.ID, events, decide)
 	if err != nil {
@@ -225,7 +225,6 @@ func detect(ev *pimhook.Event, stored *pimhook.Entity) (pimhook.Decision, error)
 type fanout struct {
 	deliveries []*pimhook.Delivery
 	errors     []*pimhook.ErrorLogEntry // filters and reducers that failed, for the error log
-	err        error
 }
 
 // fanOut matches ev against the subscriptions and renders one delivery per
@@ -235,6 +234,7 @@ type fanout struct {
 // recorded against the event.
 func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now time.Time, sh *shaper) fanout {
 	var out fanout
+	var data []byte // ev.Data compacted, once for all the webhooks that include it
 	for _, s := range subs {
 		w := s.hook
 		if !w.Subscribes(ev.EntityType, ev.EffectiveAction) || (ev.SourceAppID != "" && w.AppID == ev.SourceAppID) {
@@ -246,11 +246,10 @@ func fanOut(ev *pimhook.Event, co *pimhook.Company, subs []subscription, now tim
 				continue
 			}
 		}
-		body, err := eventBody(ev, co, s.app, w, changes)
-		if err != nil {
-			out.err = err
-			return out
+		if w.IncludeEntityData && data == nil && len(ev.Data) > 0 {
+			data = appendCompactJSON(make([]byte, 0, len(ev.Data)), ev.Data)
 		}
+		body := eventBody(ev, co, s.app, w, changes, data)
 		if fr := w.FilterReducerFor(ev.Name()); fr != nil && sh != nil {
 			shaped, ok, err := sh.shape(fr, body)
 			if err != nil {

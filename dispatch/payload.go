@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pimhook/pimhook"
 )
 
 // eventPayload is the body of a format "event" delivery: the elements of
 // reference document 1 (entity, company, app, event, workflow, revision).
+// eventBody writes it by hand; the struct documents the shape, and the
+// tests marshal it to check eventBody.
 type eventPayload struct {
 	ID        string          `json:"id"`
 	Event     string          `json:"event"`
@@ -48,32 +52,192 @@ type payloadRevision struct {
 
 // eventBody renders the payload of ev for webhook w of app a. changes are the
 // changes w is told about (only its monitored fields, when it has some).
-func eventBody(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhook.Webhook, changes []pimhook.FieldChange) ([]byte, error) {
-	if changes == nil {
-		changes = []pimhook.FieldChange{}
-	}
-	p := eventPayload{
-		ID:        ev.ID,
-		Event:     ev.Name(),
-		Entity:    pimhook.SingularName(ev.EntityType),
-		EntityID:  ev.EntityID,
-		Company:   payloadCompany{ID: co.ID, Name: co.Name},
-		App:       payloadApp{ID: a.ID, Name: a.Name, AppType: a.AppType},
-		Workflow:  payloadWorkflow{WebhookID: w.ID, Name: w.Name, Attempt: 1},
-		Revision:  payloadRevision{Number: ev.Revision, ChangedFields: changes},
-		Timestamp: ev.ReceivedAt.UTC().Format(time.RFC3339Nano),
-	}
+// data is ev's data as appendCompactJSON writes it, rendered once per event
+// for all its webhooks; it is used when w includes entity data.
+//
+// The body is appended by hand, not marshalled: it is rendered for every
+// delivery, on the store's writer, and encoding/json would validate and
+// compact the data again each time. The bytes are those json.Marshal writes
+// for an eventPayload (TestEventBodyIsMarshalled), on the condition that the
+// data and the changes' values are valid JSON, which ingest has made sure of
+// (fingerprint and change.Diff parse them).
+func eventBody(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhook.Webhook, changes []pimhook.FieldChange, data []byte) []byte {
+	n := 320 + len(ev.ID) + len(ev.EntityID) + len(co.Name) + len(a.Name) + len(w.Name)
 	if w.IncludeEntityData {
-		p.Data = ev.Data
-		if len(p.Data) == 0 {
-			p.Data = json.RawMessage("null")
+		n += len(data)
+	}
+	for _, c := range changes {
+		n += 48 + len(c.Name) + len(c.From) + len(c.To)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, ev.ID)
+	b = append(b, `,"event":`...)
+	b = appendJSONString(b, ev.Name())
+	b = append(b, `,"entity":`...)
+	b = appendJSONString(b, pimhook.SingularName(ev.EntityType))
+	b = append(b, `,"entity_id":`...)
+	b = appendJSONString(b, ev.EntityID)
+	b = append(b, `,"company":{"id":`...)
+	b = appendJSONString(b, co.ID)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, co.Name)
+	b = append(b, `},"app":{"id":`...)
+	b = appendJSONString(b, a.ID)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, a.Name)
+	b = append(b, `,"app_type":`...)
+	b = appendJSONString(b, a.AppType)
+	b = append(b, `},"workflow":{"webhook_id":`...)
+	b = appendJSONString(b, w.ID)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, w.Name)
+	b = append(b, `,"attempt":1},"revision":{"number":`...)
+	b = strconv.AppendInt(b, ev.Revision, 10)
+	b = append(b, `,"changed_fields":[`...)
+	for i, c := range changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendJSONString(b, c.Name)
+		b = append(b, `,"from":`...)
+		b = appendRawJSON(b, c.From)
+		b = append(b, `,"to":`...)
+		b = appendRawJSON(b, c.To)
+		if c.FromMissing {
+			b = append(b, `,"from_missing":true`...)
+		}
+		if c.ToMissing {
+			b = append(b, `,"to_missing":true`...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `]},"timestamp":`...)
+	b = appendJSONString(b, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	if w.IncludeEntityData {
+		b = append(b, `,"data":`...)
+		if len(data) == 0 {
+			data = nullJSON
+		}
+		b = append(b, data...)
+	}
+	return append(b, '}')
+}
+
+var nullJSON = []byte("null")
+
+// appendRawJSON appends a JSON value as encoding/json writes a
+// json.RawMessage: null when there is none, compacted otherwise.
+func appendRawJSON(dst, v []byte) []byte {
+	if v == nil {
+		return append(dst, nullJSON...)
+	}
+	return appendCompactJSON(dst, v)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendCompactJSON appends valid JSON src without its insignificant
+// whitespace, with <, >, & and the line and paragraph separators escaped
+// as encoding/json escapes them. It does not check that src is valid.
+func appendCompactJSON(dst, src []byte) []byte {
+	start, inString := 0, false
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if !inString {
+			switch c {
+			case ' ', '\t', '\n', '\r':
+				dst = append(dst, src[start:i]...)
+				start = i + 1
+			case '"':
+				inString = true
+			}
+			continue
+		}
+		// Most of a document is the inside of its strings: skip what
+		// needs nothing done.
+		for !inStringSpecial[c] {
+			if i++; i == len(src) {
+				return append(dst, src[start:]...)
+			}
+			c = src[i]
+		}
+		switch {
+		case c == '\\':
+			i++ // the escaped character, whatever it is
+		case c == '"':
+			inString = false
+		case c == '<' || c == '>' || c == '&':
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			start = i + 1
+		case c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8:
+			// U+2028 or U+2029
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
+			i += 2
+			start = i + 1
 		}
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("render payload: %w", err)
+	return append(dst, src[start:]...)
+}
+
+// inStringSpecial marks the bytes of a JSON string that appendCompactJSON
+// looks at.
+var inStringSpecial = [256]bool{'\\': true, '"': true, '<': true, '>': true, '&': true, 0xE2: true}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it: HTML characters and the line and paragraph separators too,
+// and invalid UTF-8 as U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
 	}
-	return b, nil
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // attemptMarker is how eventBody writes the attempt number of the first try.
