@@ -118,19 +118,21 @@ func eventBody(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhoo
 	if w.IncludeEntityData {
 		b = append(b, `,"data":`...)
 		if len(data) == 0 {
-			data = nullJSON
+			b = append(b, nullJSON...)
+		} else {
+			b = append(b, data...)
 		}
-		b = append(b, data...)
 	}
 	return append(b, '}')
 }
 
-var nullJSON = []byte("null")
+const nullJSON = "null"
 
 // appendRawJSON appends a JSON value as encoding/json writes a
-// json.RawMessage: null when there is none, compacted otherwise.
+// json.RawMessage: null when there is none, compacted otherwise. An empty
+// value, which json.Marshal refuses, is null too.
 func appendRawJSON(dst, v []byte) []byte {
-	if v == nil {
+	if len(v) == 0 {
 		return append(dst, nullJSON...)
 	}
 	return appendCompactJSON(dst, v)

@@ -220,3 +220,14 @@ func BenchmarkCompactJSON(b *testing.B) {
 		appendCompactJSON(make([]byte, 0, len(data)), data)
 	}
 }
+
+// TestEventBodyEmptyValues checks that an empty changed value, which
+// json.Marshal refuses, is written as null, so the body stays JSON.
+func TestEventBodyEmptyValues(t *testing.T) {
+	ev := &pimhook.Event{ID: "evt_1", EntityType: "products", EntityID: "p1", EffectiveAction: pimhook.ActionUpdated}
+	changes := []pimhook.FieldChange{{Name: "a", From: []byte{}, To: []byte(" 1 ")}}
+	body := eventBody(ev, &pimhook.Company{ID: "co_1"}, &pimhook.App{ID: "app_1"}, &pimhook.Webhook{ID: "wh_1", IncludeEntityData: true}, changes, nil)
+	if !bytes.Contains(body, []byte(`{"name":"a","from":null,"to":1}`)) || !bytes.HasSuffix(body, []byte(`,"data":null}`)) || !json.Valid(body) {
+		t.Errorf("body %s", body)
+	}
+}

@@ -72,8 +72,14 @@ func TestShortRun(t *testing.T) {
 	if s := res.scenario(scFanout); s != nil && s.Delivered != int64(res.Config.FanoutWebhooks*res.Config.FanoutRounds) {
 		t.Errorf("fanout: %d deliveries, want %d", s.Delivered, res.Config.FanoutWebhooks*res.Config.FanoutRounds)
 	}
-	if s := res.scenario(scOneApp); s != nil && (s.Extra["drain_deliveries"] <= 0 || s.Extra["drain_per_second"] <= 0) {
-		t.Errorf("oneapp: no drain measured: %v", s.Extra)
+	if s := res.scenario(scOneApp); s != nil {
+		// The drain is of the queue the scenario built: the deliveries
+		// outstanding when the posting stopped arrive after that (all but
+		// those whose arrival the receivers had not reported yet).
+		q := s.Extra["drain_queued"]
+		if q < float64(res.Config.OneAppQueue) || s.Extra["drain_deliveries"] < 0.9*q || s.Extra["drain_per_second"] <= 0 {
+			t.Errorf("oneapp: drained %v, want a queue of at least %d drained", s.Extra, res.Config.OneAppQueue)
+		}
 	}
 	if len(res.Ratios) != 7 || len(res.Targets) != 6 {
 		t.Errorf("ratios %+v, targets %+v: want 7 and 6", res.Ratios, res.Targets)

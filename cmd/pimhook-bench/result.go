@@ -141,11 +141,14 @@ func (r *Result) judge() {
 		ratio("CPU per delivery: pimhook / relay", thr.CPUPerDeliveryUS, relay.CPUPerDeliveryUS)
 	}
 	if one != nil && serial != nil {
-		ratio("one app, ingest alongside / serial loop", one.PerSecond, serial.PerSecond)
-		if drain := one.Extra["drain_per_second"]; drain > 0 {
-			v := ratio("one app, queue draining / serial loop", drain, serial.PerSecond)
-			r.Targets = append(r.Targets, Target{Name: "one app, queue draining", Want: ">= 0.7x serial loop", Measured: v, Unit: "x serial loop", Holds: v >= 0.7})
+		// The target is judged on the drain of the queue the scenario
+		// meant to build; when pimhook kept up with the posting and no
+		// such queue built up, on the rate with ingest alongside.
+		name, v := "one app, ingest alongside", ratio("one app, ingest alongside / serial loop", one.PerSecond, serial.PerSecond)
+		if one.Extra["drain_queued"] >= float64(r.Config.OneAppQueue) && one.Extra["drain_per_second"] > 0 {
+			name, v = "one app, queue draining", ratio("one app, queue draining / serial loop", one.Extra["drain_per_second"], serial.PerSecond)
 		}
+		r.Targets = append(r.Targets, Target{Name: name, Want: ">= 0.7x serial loop", Measured: v, Unit: "x serial loop", Holds: v >= 0.7})
 	}
 	if lat != nil {
 		r.Targets = append(r.Targets, Target{Name: "latency p99 at half load", Want: "<= 25 ms", Measured: lat.P99MS, Unit: "ms", Holds: lat.P99MS <= 25})
