@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/pimhook/pimhook/internal/jsontext"
 )
 
 // Canonical returns the canonical encoding of a JSON document: no
@@ -91,7 +93,6 @@ func AppendString(dst []byte, s string) []byte {
 // appendQuoted appends s, valid UTF-8, as a JSON string escaping only what
 // must be escaped: the quote, the backslash and control characters.
 func appendQuoted[T string | []byte](dst []byte, s T) []byte {
-	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
@@ -99,24 +100,8 @@ func appendQuoted[T string | []byte](dst []byte, s T) []byte {
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}
-		dst = append(dst, s[start:i]...)
+		dst = jsontext.AppendEscape(append(dst, s[start:i]...), c)
 		start = i + 1
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pimhook/pimhook"
+	"github.com/pimhook/pimhook/internal/jsontext"
 )
 
 // eventPayload is the body of a format "event" delivery: the elements of
@@ -138,8 +139,6 @@ func appendRawJSON(dst, v []byte) []byte {
 	return appendCompactJSON(dst, v)
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendCompactJSON appends valid JSON src without its insignificant
 // whitespace, with <, >, & and the line and paragraph separators escaped
 // as encoding/json escapes them. It does not check that src is valid.
@@ -171,13 +170,11 @@ func appendCompactJSON(dst, src []byte) []byte {
 		case c == '"':
 			inString = false
 		case c == '<' || c == '>' || c == '&':
-			dst = append(dst, src[start:i]...)
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			dst = jsontext.AppendEscape(append(dst, src[start:i]...), c)
 			start = i + 1
 		case c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8:
 			// U+2028 or U+2029
-			dst = append(dst, src[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
+			dst = jsontext.AppendSeparatorEscape(append(dst, src[start:i]...), '\u2028'+rune(src[i+2]&1))
 			i += 2
 			start = i + 1
 		}
@@ -202,23 +199,7 @@ func appendJSONString(dst []byte, s string) []byte {
 				i++
 				continue
 			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
+			dst = jsontext.AppendEscape(append(dst, s[start:i]...), c)
 			i++
 			start = i
 			continue
@@ -229,8 +210,7 @@ func appendJSONString(dst []byte, s string) []byte {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
 		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			dst = jsontext.AppendSeparatorEscape(append(dst, s[start:i]...), r)
 		default:
 			i += size
 			continue

@@ -7,6 +7,8 @@ import (
 
 	"github.com/dop251/goja"
 	"gopkg.in/yaml.v3"
+
+	"github.com/pimhook/pimhook/internal/jsontext"
 )
 
 // errTooLarge is a value too large to pass to a condition or to write as
@@ -116,8 +118,6 @@ func appendJSON(b []byte, n *yaml.Node, limit int) ([]byte, error) {
 	return append(b, n.Value...), nil
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendString appends s as a JSON string. It escapes what JSON requires
 // and U+2028 and U+2029 (for embedding in JavaScript), and nothing else.
 func appendString(b []byte, s string) []byte {
@@ -130,31 +130,14 @@ func appendString(b []byte, s string) []byte {
 			continue
 		}
 		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
+			b = jsontext.AppendEscape(append(b, s[start:i]...), c)
 			i++
 			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			b = jsontext.AppendSeparatorEscape(append(b, s[start:i]...), r)
 			i += size
 			start = i
 			continue
