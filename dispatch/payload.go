@@ -71,28 +71,17 @@ func eventBody(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhoo
 		n += 48 + len(c.Name) + len(c.From) + len(c.To)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, ev.ID)
-	b = append(b, `,"event":`...)
-	b = appendJSONString(b, ev.Name())
-	b = append(b, `,"entity":`...)
-	b = appendJSONString(b, pimhook.SingularName(ev.EntityType))
-	b = append(b, `,"entity_id":`...)
-	b = appendJSONString(b, ev.EntityID)
-	b = append(b, `,"company":{"id":`...)
-	b = appendJSONString(b, co.ID)
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, co.Name)
-	b = append(b, `},"app":{"id":`...)
-	b = appendJSONString(b, a.ID)
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, a.Name)
-	b = append(b, `,"app_type":`...)
-	b = appendJSONString(b, a.AppType)
-	b = append(b, `},"workflow":{"webhook_id":`...)
-	b = appendJSONString(b, w.ID)
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, w.Name)
+	b = appendField(b, `{"id":`, ev.ID)
+	b = appendField(b, `,"event":`, ev.Name())
+	b = appendField(b, `,"entity":`, pimhook.SingularName(ev.EntityType))
+	b = appendField(b, `,"entity_id":`, ev.EntityID)
+	b = appendField(b, `,"company":{"id":`, co.ID)
+	b = appendField(b, `,"name":`, co.Name)
+	b = appendField(b, `},"app":{"id":`, a.ID)
+	b = appendField(b, `,"name":`, a.Name)
+	b = appendField(b, `,"app_type":`, a.AppType)
+	b = appendField(b, `},"workflow":{"webhook_id":`, w.ID)
+	b = appendField(b, `,"name":`, w.Name)
 	b = append(b, `,"attempt":1},"revision":{"number":`...)
 	b = strconv.AppendInt(b, ev.Revision, 10)
 	b = append(b, `,"changed_fields":[`...)
@@ -114,8 +103,7 @@ func eventBody(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhoo
 		}
 		b = append(b, '}')
 	}
-	b = append(b, `]},"timestamp":`...)
-	b = appendJSONString(b, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	b = appendField(b, `]},"timestamp":`, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	if w.IncludeEntityData {
 		b = append(b, `,"data":`...)
 		if len(data) == 0 {
@@ -128,6 +116,12 @@ func eventBody(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhoo
 }
 
 const nullJSON = "null"
+
+// appendField appends prefix, the JSON text before a string value, and
+// the value.
+func appendField(dst []byte, prefix, value string) []byte {
+	return appendJSONString(append(dst, prefix...), value)
+}
 
 // appendRawJSON appends a JSON value as encoding/json writes a
 // json.RawMessage: null when there is none, compacted otherwise. An empty
