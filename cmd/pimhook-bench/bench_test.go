@@ -90,3 +90,26 @@ func TestShortRun(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeOneApp checks which rate the one-app target is judged on: the
+// drain when the scenario built its queue, the rate with ingest alongside
+// when it did not.
+func TestJudgeOneApp(t *testing.T) {
+	for _, tc := range []struct {
+		queued float64
+		want   string
+		value  float64
+	}{
+		{queued: 20000, want: "one app, queue draining", value: 0.75},
+		{queued: 50, want: "one app, ingest alongside", value: 0.25},
+	} {
+		r := &Result{Config: ConfigSummary{OneAppQueue: 20000}, Scenarios: []ScenarioResult{
+			{Name: scSerial, PerSecond: 4000},
+			{Name: scOneApp, PerSecond: 1000, Extra: map[string]float64{"drain_queued": tc.queued, "drain_per_second": 3000}},
+		}}
+		r.judge()
+		if len(r.Targets) != 1 || r.Targets[0].Name != tc.want || r.Targets[0].Measured != tc.value || r.Targets[0].Holds != (tc.value >= 0.7) {
+			t.Errorf("queue of %v: targets %+v, want %q at %v", tc.queued, r.Targets, tc.want, tc.value)
+		}
+	}
+}
