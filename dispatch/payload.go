@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -11,45 +10,6 @@ import (
 	"github.com/pimhook/pimhook"
 	"github.com/pimhook/pimhook/internal/jsontext"
 )
-
-// eventPayload is the body of a format "event" delivery: the elements of
-// reference document 1 (entity, company, app, event, workflow, revision).
-// eventBody writes it by hand; the struct documents the shape, and the
-// tests marshal it to check eventBody.
-type eventPayload struct {
-	ID        string          `json:"id"`
-	Event     string          `json:"event"`
-	Entity    string          `json:"entity"`
-	EntityID  string          `json:"entity_id"`
-	Company   payloadCompany  `json:"company"`
-	App       payloadApp      `json:"app"`
-	Workflow  payloadWorkflow `json:"workflow"`
-	Revision  payloadRevision `json:"revision"`
-	Timestamp string          `json:"timestamp"`
-	Data      json.RawMessage `json:"data,omitempty"`
-}
-
-type payloadCompany struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-type payloadApp struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	AppType string `json:"app_type"`
-}
-
-type payloadWorkflow struct {
-	WebhookID string `json:"webhook_id"`
-	Name      string `json:"name"`
-	Attempt   int    `json:"attempt"`
-}
-
-type payloadRevision struct {
-	Number        int64                 `json:"number"`
-	ChangedFields []pimhook.FieldChange `json:"changed_fields"`
-}
 
 // eventBody renders the payload of ev for webhook w of app a. changes are the
 // changes w is told about (only its monitored fields, when it has some).
@@ -61,7 +21,8 @@ type payloadRevision struct {
 // compact the data again each time. The bytes are those json.Marshal writes
 // for an eventPayload (TestEventBodyIsMarshalled), on the condition that the
 // data and the changes' values are valid JSON, which ingest has made sure of
-// (fingerprint and change.Diff parse them).
+// (fingerprint and change.Diff parse them). Its shape is that of reference
+// document 1: entity, company, app, event, workflow, revision.
 func eventBody(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhook.Webhook, changes []pimhook.FieldChange, data []byte) []byte {
 	n := 320 + len(ev.ID) + len(ev.EntityID) + len(co.Name) + len(a.Name) + len(w.Name)
 	if w.IncludeEntityData {

@@ -11,10 +11,46 @@ import (
 	"github.com/pimhook/pimhook"
 )
 
-// marshalledBody is the payload as json.Marshal writes an eventPayload: what
-// eventBody must write byte for byte.
-func marshalledBody(t *testing.T, ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhook.Webhook, changes []pimhook.FieldChange) []byte {
-	t.Helper()
+// eventPayload is the body of a format "event" delivery as a struct:
+// eventBody must write what json.Marshal writes for it.
+type eventPayload struct {
+	ID        string          `json:"id"`
+	Event     string          `json:"event"`
+	Entity    string          `json:"entity"`
+	EntityID  string          `json:"entity_id"`
+	Company   payloadCompany  `json:"company"`
+	App       payloadApp      `json:"app"`
+	Workflow  payloadWorkflow `json:"workflow"`
+	Revision  payloadRevision `json:"revision"`
+	Timestamp string          `json:"timestamp"`
+	Data      json.RawMessage `json:"data,omitempty"`
+}
+
+type payloadCompany struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type payloadApp struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	AppType string `json:"app_type"`
+}
+
+type payloadWorkflow struct {
+	WebhookID string `json:"webhook_id"`
+	Name      string `json:"name"`
+	Attempt   int    `json:"attempt"`
+}
+
+type payloadRevision struct {
+	Number        int64                 `json:"number"`
+	ChangedFields []pimhook.FieldChange `json:"changed_fields"`
+}
+
+// payloadOf is the eventPayload of ev for webhook w of app a, as eventBody
+// renders it.
+func payloadOf(ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhook.Webhook, changes []pimhook.FieldChange) eventPayload {
 	if changes == nil {
 		changes = []pimhook.FieldChange{}
 	}
@@ -35,6 +71,14 @@ func marshalledBody(t *testing.T, ev *pimhook.Event, co *pimhook.Company, a *pim
 			p.Data = json.RawMessage("null")
 		}
 	}
+	return p
+}
+
+// marshalledBody is the payload as json.Marshal writes it: what eventBody
+// must write byte for byte.
+func marshalledBody(t *testing.T, ev *pimhook.Event, co *pimhook.Company, a *pimhook.App, w *pimhook.Webhook, changes []pimhook.FieldChange) []byte {
+	t.Helper()
+	p := payloadOf(ev, co, a, w, changes)
 	b, err := json.Marshal(p)
 	if err != nil {
 		t.Fatalf("marshal %+v: %v", p, err)
@@ -202,12 +246,7 @@ func BenchmarkEventBody(b *testing.B) {
 	})
 	b.Run("marshalled", func(b *testing.B) {
 		for b.Loop() {
-			p := eventPayload{ID: ev.ID, Event: ev.Name(), Entity: pimhook.SingularName(ev.EntityType), EntityID: ev.EntityID,
-				Company: payloadCompany{ID: co.ID, Name: co.Name}, App: payloadApp{ID: a.ID, Name: a.Name, AppType: a.AppType},
-				Workflow:  payloadWorkflow{WebhookID: w.ID, Name: w.Name, Attempt: 1},
-				Revision:  payloadRevision{Number: ev.Revision, ChangedFields: ev.ChangedFields},
-				Timestamp: ev.ReceivedAt.UTC().Format(time.RFC3339Nano), Data: ev.Data}
-			if _, err := json.Marshal(p); err != nil {
+			if _, err := json.Marshal(payloadOf(ev, co, a, w, ev.ChangedFields)); err != nil {
 				b.Fatal(err)
 			}
 		}
