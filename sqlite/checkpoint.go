@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,15 +28,23 @@ const walSizeLimit = 64 << 20
 // spends much of its time there. A PASSIVE checkpoint never blocks the
 // writer or the readers.
 type checkpointer struct {
-	db   *sql.DB
-	log  *slog.Logger
-	kick chan struct{}
-	quit chan struct{} // closed by stop: no more waiting between checkpoints
-	done chan struct{}
+	db       *sql.DB
+	log      *slog.Logger
+	gap      time.Duration // checkpointGap
+	nearFull int           // walNearFull
+	kick     chan struct{}
+	quit     chan struct{} // closed by stop: no more waiting between checkpoints
+	done     chan struct{}
+	runs     atomic.Int64 // checkpoints made
 }
 
 func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
-	c := &checkpointer{db: db, log: log, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	return startCheckpointerWith(db, log, checkpointGap, walNearFull)
+}
+
+func startCheckpointerWith(db *sql.DB, log *slog.Logger, gap time.Duration, nearFull int) *checkpointer {
+	c := &checkpointer{db: db, log: log, gap: gap, nearFull: nearFull,
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -49,20 +58,34 @@ func (c *checkpointer) poke() {
 	}
 }
 
-// checkpointGap is the least time between two checkpoints. The writer
-// pokes after every commit; checkpointing after each would copy a page
-// (an index page, say) as many times as commits wrote it, and sync the
-// database file each time. Letting commits gather copies it once.
+// checkpointGap is the least time between two checkpoints while the WAL is
+// below walNearFull. The writer pokes after every commit; checkpointing
+// after each would copy a page (an index page, say) as many times as
+// commits wrote it, and sync the database file each time. Letting commits
+// gather copies it once.
 const checkpointGap = 50 * time.Millisecond
+
+// walNearFull is the WAL size, in frames, from which the checkpointer
+// leaves no gap between checkpoints. When the WAL reaches
+// walAutocheckpoint, the writer checkpoints whatever the checkpointer has
+// not copied yet, and syncs the database file, while commits wait: up to a
+// gap's worth of commits' pages. Checkpointing back to back as the WAL
+// nears that size leaves the writer a few commits' worth.
+const walNearFull = walAutocheckpoint * 3 / 4
 
 func (c *checkpointer) run() {
 	defer close(c.done)
 	ctx := context.Background()
 	for range c.kick {
-		if _, err := c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		var busy, frames, copied int
+		if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
 			c.log.WarnContext(ctx, "wal checkpoint", attrError, err)
 		}
-		gap := time.NewTimer(checkpointGap)
+		c.runs.Add(1)
+		if frames >= c.nearFull {
+			continue
+		}
+		gap := time.NewTimer(c.gap)
 		select {
 		case <-gap.C:
 		case <-c.quit:
