@@ -487,9 +487,11 @@ func (d *Dispatcher) serve(st *appState, p *pool) (res serveResult, wait time.Du
 		} else if !ok {
 			return serveLost, 0
 		}
-		// Bound what is held for records long written.
+		// Bound what is held for records long written: the older half,
+		// whose batches have committed by now as a rule, so that this
+		// seldom waits.
 		if len(recs.list) >= 2*d.cfg.BatchSize {
-			if err := d.flushRecords(ctx, recs); err != nil {
+			if err := d.flushOldest(ctx, recs, d.cfg.BatchSize); err != nil {
 				return serveWait, storeRetry
 			}
 		}
@@ -585,8 +587,13 @@ type pendingRecord struct {
 // would be sent again after them. It returns the first failure of a second
 // try, after logging it.
 func (d *Dispatcher) flushRecords(ctx context.Context, recs *pendingRecords) error {
+	return d.flushOldest(ctx, recs, len(recs.list))
+}
+
+// flushOldest is flushRecords for the n oldest pending records.
+func (d *Dispatcher) flushOldest(ctx context.Context, recs *pendingRecords, n int) error {
 	var first error
-	for _, r := range recs.list {
+	for _, r := range recs.list[:n] {
 		if r.wait() == nil {
 			continue
 		}
@@ -597,8 +604,9 @@ func (d *Dispatcher) flushRecords(ctx context.Context, recs *pendingRecords) err
 			}
 		}
 	}
-	clear(recs.list)
-	recs.list = recs.list[:0]
+	left := copy(recs.list, recs.list[n:])
+	clear(recs.list[left:])
+	recs.list = recs.list[:left]
 	return first
 }
 

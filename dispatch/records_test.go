@@ -96,3 +96,86 @@ func TestFailedRecordIsWrittenAgain(t *testing.T) {
 		t.Errorf("arrivals %v, want each delivery once in order %v", seen, want)
 	}
 }
+
+// holdingSubmitter notes, at each submitted record, how many earlier
+// records of the app were still held (submitted and not yet waited for).
+type holdingSubmitter struct {
+	pimhook.Store
+	sub pimhook.AttemptSubmitter
+
+	mu     sync.Mutex
+	held   int
+	atEach []int
+}
+
+func (h *holdingSubmitter) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimhook.Attempt) func() error {
+	h.mu.Lock()
+	h.atEach = append(h.atEach, h.held)
+	h.held++
+	h.mu.Unlock()
+	wait := h.sub.SubmitAttempt(ctx, d, a)
+	return sync.OnceValue(func() error {
+		h.mu.Lock()
+		h.held--
+		h.mu.Unlock()
+		return wait()
+	})
+}
+
+// TestHeldRecordsAreBounded: in a long turn a worker holds about two
+// batches of records not yet waited for, and when it reaches that bound
+// it waits for the oldest batch only.
+func TestHeldRecordsAreBounded(t *testing.T) {
+	t.Parallel()
+	const batch, events = 4, 24
+	gate := make(chan struct{})
+	var first sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first.Do(func() { <-gate }) // the rest of the queue builds up meanwhile
+	}))
+	defer srv.Close()
+	var hs *holdingSubmitter
+	r := newRig(t, pimhook.SystemClock{}, 0, func(c *dispatch.Config) {
+		inner := c.Catalog.Store
+		hs = &holdingSubmitter{Store: inner, sub: inner.(pimhook.AttemptSubmitter)}
+		c.Catalog = dispatch.NewCatalog(hs)
+		c.BatchSize = batch
+	})
+	w := r.webhook(t, srv.URL, pimhook.RetryExponential, 1, 3)
+	for i := range events {
+		r.post(t, "p"+string(rune('a'+i)), i)
+	}
+	close(gate)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ds := r.deliveries(t, w.ID)
+		done := len(ds) == events
+		for _, d := range ds {
+			done = done && d.Status == pimhook.DeliverySucceeded
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not all succeeded: %d stored", len(ds))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if len(hs.atEach) != events {
+		t.Fatalf("%d records submitted, want %d", len(hs.atEach), events)
+	}
+	// The bound is looked at before each read of the queue, so a read can
+	// take the held records to just under three batches.
+	for i, held := range hs.atEach {
+		if held >= 3*batch {
+			t.Errorf("record %d submitted while %d were held, want fewer than %d (%v)", i, held, 3*batch, hs.atEach)
+			break
+		}
+		if i >= 3*batch && held < batch {
+			t.Errorf("record %d submitted while %d were held: the worker waited for more than the older batch (%v)", i, held, hs.atEach)
+			break
+		}
+	}
+}

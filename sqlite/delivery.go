@@ -218,7 +218,7 @@ func (s *Store) SubmitAttempt(ctx context.Context, d *pimhook.Delivery, a *pimho
 		e := attemptErrorLogEntry(state.id, a)
 		e.WebhookID, e.EventID = webhookID, eventID
 		return insertErrorLog(tx, companyID, e)
-	}, writeOpts{bare: bare, change: change})
+	}, writeOpts{bare: bare, lazy: true, change: change})
 	return sync.OnceValue(func() error {
 		if err == nil {
 			err = r.wait()

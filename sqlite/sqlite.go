@@ -37,6 +37,7 @@ var _ pimhook.Store = (*Store)(nil)
 const (
 	DefaultMaxBatch    = 512
 	DefaultBusyTimeout = 5 * time.Second
+	DefaultRecordDelay = 2 * time.Millisecond
 )
 
 // Options tune a Store. The zero value is ready to use.
@@ -53,6 +54,11 @@ type Options struct {
 	// BusyTimeout is how long a connection waits for a lock held by another
 	// process (a concurrent migrate, a backup); 0 means DefaultBusyTimeout.
 	BusyTimeout time.Duration
+	// RecordDelay is how long a batch holding nothing but submitted
+	// records of successful attempts (SubmitAttempt) waits for more
+	// requests to share its commit, unless someone waits for one of them
+	// first. 0 means DefaultRecordDelay; a negative value commits at once.
+	RecordDelay time.Duration
 }
 
 // WithDefaults returns o with its zero fields set to their defaults.
@@ -68,6 +74,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.RecordDelay == 0 {
+		o.RecordDelay = DefaultRecordDelay
 	}
 	return o
 }
@@ -127,7 +136,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		wdb:    wdb,
 		rdb:    rdb,
 		cdb:    cdb,
-		w:      startWriter(wdb, opts.MaxBatch, ck.poke, queues),
+		w:      startWriter(wdb, opts.MaxBatch, max(opts.RecordDelay, 0), ck.poke, queues),
 		ck:     ck,
 		queues: queues,
 		log:    opts.Logger,

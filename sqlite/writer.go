@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sqlitedriver "modernc.org/sqlite"
 )
@@ -127,11 +128,16 @@ type writeRequest struct {
 	fn  writeFunc
 	writeOpts
 	done chan error // buffered: the writer never waits for the caller
+	w    *writer
 }
 
 // writeOpts are a request's options.
 type writeOpts struct {
 	bare bool // runs without a savepoint (see writeFunc)
+	// lazy is a request nobody waits for until it calls wait: a batch of
+	// nothing else may wait up to the writer's delay for more requests to
+	// share its commit.
+	lazy bool
 	// change is what the request did to the app queues, applied to the
 	// queue cache once it has committed. A request without one makes the
 	// cache forget every app.
@@ -142,16 +148,39 @@ type writeOpts struct {
 // caller's context ends: a request the writer has picked up runs to the end,
 // and its caller learns the truth (the writer skips it if the context ended
 // while it was still queued).
-func (r *writeRequest) wait() error { return <-r.done }
+func (r *writeRequest) wait() error {
+	if !r.lazy {
+		return <-r.done
+	}
+	select {
+	case err := <-r.done:
+		return err
+	default:
+	}
+	// Someone waits now: the writer holds no batch back until r is done.
+	r.w.waiting.Add(1)
+	defer r.w.waiting.Add(-1)
+	r.w.poke()
+	return <-r.done
+}
 
 // writer owns the write connection. One goroutine takes a request, drains
 // whatever else is queued (up to maxBatch), runs them all in one
 // transaction and commits once, so concurrent writers share one fsync.
+//
+// A batch of nothing but lazy requests waits up to delay for more, so that
+// the records of one app's deliveries, sent one after the other, share a
+// commit instead of paying one each. The wait ends early when a request
+// that is not lazy arrives, when someone waits for a lazy one, or when the
+// batch is full.
 type writer struct {
 	db        *sql.DB
 	maxBatch  int
-	committed func()      // called after each commit
-	queues    *queueCache // kept after each commit
+	delay     time.Duration
+	waiting   atomic.Int64  // callers waiting for lazy requests
+	hurry     chan struct{} // a token: see gather
+	committed func()        // called after each commit
+	queues    *queueCache   // kept after each commit
 	reqs      chan *writeRequest
 	stopped   chan struct{}
 
@@ -166,10 +195,12 @@ type writer struct {
 	requests atomic.Int64 // requests run
 }
 
-func startWriter(db *sql.DB, maxBatch int, committed func(), queues *queueCache) *writer {
+func startWriter(db *sql.DB, maxBatch int, delay time.Duration, committed func(), queues *queueCache) *writer {
 	w := &writer{
 		db:        db,
 		maxBatch:  maxBatch,
+		delay:     delay,
+		hurry:     make(chan struct{}, 1),
 		committed: committed,
 		queues:    queues,
 		reqs:      make(chan *writeRequest, maxBatch),
@@ -207,7 +238,7 @@ func (w *writer) submitWith(ctx context.Context, fn writeFunc, o writeOpts) (*wr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &writeRequest{ctx: ctx, fn: fn, writeOpts: o, done: make(chan error, 1)}
+	r := &writeRequest{ctx: ctx, fn: fn, writeOpts: o, done: make(chan error, 1), w: w}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -215,6 +246,9 @@ func (w *writer) submitWith(ctx context.Context, fn writeFunc, o writeOpts) (*wr
 	}
 	select {
 	case w.reqs <- r:
+		if !r.lazy {
+			w.poke()
+		}
 		return r, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -229,6 +263,7 @@ func (w *writer) close() bool {
 	if first {
 		w.closed = true
 		close(w.reqs)
+		w.poke()
 	}
 	w.mu.Unlock()
 	<-w.stopped
@@ -249,23 +284,65 @@ func (w *writer) run() {
 		}
 	}()
 	batch := make([]*writeRequest, 0, w.maxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for r := range w.reqs {
-		batch = append(batch[:0], r)
-	drain:
-		for len(batch) < w.maxBatch {
-			select {
-			case r, ok := <-w.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch = w.gather(append(batch[:0], r), linger)
 		w.commit(batch)
 		clear(batch) // let the requests and their closures go
 		w.prepare()
+	}
+}
+
+// gather adds to batch, which holds one request, whatever else is queued,
+// up to maxBatch. While the batch holds only lazy requests and nobody waits
+// for one, it waits once, up to delay, for more: lazy requests do not end
+// the wait, others do (submitWith pokes hurry for them), and so does a
+// caller starting to wait for a lazy request.
+func (w *writer) gather(batch []*writeRequest, linger *time.Timer) []*writeRequest {
+	lazy, lingered := batch[0].lazy && w.delay > 0, false
+	for len(batch) < w.maxBatch {
+		select {
+		case r, ok := <-w.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+			lazy = lazy && r.lazy
+			continue
+		default:
+		}
+		if !lazy || lingered {
+			return batch
+		}
+		// A token left from before is stale, unless its request is queued
+		// or its caller still waits.
+		select {
+		case <-w.hurry:
+		default:
+		}
+		if w.waiting.Load() > 0 {
+			return batch
+		}
+		if len(w.reqs) > 0 {
+			continue
+		}
+		lingered = true
+		linger.Reset(w.delay)
+		select {
+		case <-w.hurry:
+		case <-linger.C:
+		}
+		linger.Stop()
+	}
+	return batch
+}
+
+// poke ends a wait of gather.
+func (w *writer) poke() {
+	select {
+	case w.hurry <- struct{}{}:
+	default:
 	}
 }
 

@@ -1,0 +1,150 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pimhook/pimhook"
+)
+
+// openDelayed opens a store whose lazy batches wait an hour for company:
+// whatever ends the wait sooner is what a test looks at.
+func openDelayed(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "pimhook.db"), Options{RecordDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+func submitLazy(t *testing.T, w *writer, fn writeFunc) *writeRequest {
+	t.Helper()
+	r, err := w.submitWith(t.Context(), fn, writeOpts{lazy: true, change: func(*queueCache) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// waitWithin is r.wait, failing the test if it takes longer than 10s.
+func waitWithin(t *testing.T, r *writeRequest) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- r.wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("request not committed after 10s")
+	}
+}
+
+// lingering gives the writer time to take rs and start waiting for
+// company, and fails if any of them has been committed meanwhile.
+func lingering(t *testing.T, rs ...*writeRequest) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	for i, r := range rs {
+		if len(r.done) > 0 {
+			t.Fatalf("lazy request %d committed without waiting for company", i+1)
+		}
+	}
+}
+
+func companiesStored(t *testing.T, s *Store, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if _, err := s.Company(t.Context(), id); err != nil {
+			t.Errorf("company %s: %v", id, err)
+		}
+	}
+}
+
+func TestLazyRequestsShareACommit(t *testing.T) {
+	t.Parallel()
+	s := openDelayed(t)
+	before := s.w.batches.Load()
+	r1 := submitLazy(t, s.w, insertCompany("co_a"))
+	r2 := submitLazy(t, s.w, insertCompany("co_b"))
+	lingering(t, r1, r2)
+	// A request somebody waits for ends the wait, and takes the lazy ones
+	// into its commit.
+	if err := s.w.do(t.Context(), insertCompany("co_c")); err != nil {
+		t.Fatal(err)
+	}
+	waitWithin(t, r1)
+	waitWithin(t, r2)
+	if n := s.w.batches.Load() - before; n != 1 {
+		t.Errorf("%d commits, want 1", n)
+	}
+	companiesStored(t, s, "co_a", "co_b", "co_c")
+}
+
+func TestWaitingEndsTheDelay(t *testing.T) {
+	t.Parallel()
+	s := openDelayed(t)
+	if err := s.CreateCompany(t.Context(), newCompany("co_1")); err != nil {
+		t.Fatal(err)
+	}
+	ingestOne(t, s, "co_1", "app_1", "evt_1")
+	d := pendingFromSQL(t, s, "app_1", 0, 8)[0]
+	now := time.Unix(1700000000, 0)
+	d.Status, d.Attempts, d.LastStatusCode, d.UpdatedAt, d.FinishedAt = pimhook.DeliverySucceeded, 1, 200, now, &now
+	a := &pimhook.Attempt{ID: "att_1", DeliveryID: d.ID, Number: 1, StartedAt: now, StatusCode: 200, Succeeded: true}
+	before := s.w.requests.Load()
+	wait := s.SubmitAttempt(t.Context(), d, a)
+	time.Sleep(50 * time.Millisecond) // the writer holds the record back
+	if n := s.w.requests.Load() - before; n != 0 {
+		t.Fatalf("%d requests committed without waiting for company", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a record somebody waits for is not committed after 10s")
+	}
+	stored, err := s.Delivery(t.Context(), "co_1", d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != pimhook.DeliverySucceeded {
+		t.Errorf("stored %s, want succeeded", stored.Status)
+	}
+	checkQueue(t, s, "app_1", 0, 8)
+}
+
+func TestCloseEndsTheDelay(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "pimhook.db")
+	s, err := Open(t.Context(), path, Options{RecordDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := submitLazy(t, s.w, insertCompany("co_a"))
+	lingering(t, r)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits for the delay of a lazy batch")
+	}
+	waitWithin(t, r)
+	companiesStored(t, openTest(t, path), "co_a")
+}
