@@ -58,21 +58,7 @@ func TestFailedRecordIsWrittenAgain(t *testing.T) {
 		r.post(t, "p"+string(rune('a'+i)), i)
 	}
 	ctx := context.Background()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ds := r.deliveries(t, w.ID)
-		done := len(ds) == 6
-		for _, d := range ds {
-			done = done && d.Status == pimhook.DeliverySucceeded
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries not all succeeded: %d stored", len(ds))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.waitSucceeded(t, w.ID, 6)
 	// Give a wrongly pending delivery time to go out again.
 	time.Sleep(300 * time.Millisecond)
 	if flaky.fails.Load() >= 0 {
@@ -146,21 +132,7 @@ func TestHeldRecordsAreBounded(t *testing.T) {
 		r.post(t, "p"+string(rune('a'+i)), i)
 	}
 	close(gate)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ds := r.deliveries(t, w.ID)
-		done := len(ds) == events
-		for _, d := range ds {
-			done = done && d.Status == pimhook.DeliverySucceeded
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries not all succeeded: %d stored", len(ds))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.waitSucceeded(t, w.ID, events)
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if len(hs.atEach) != events {
@@ -177,5 +149,26 @@ func TestHeldRecordsAreBounded(t *testing.T) {
 			t.Errorf("record %d submitted while %d were held: the worker waited for more than the older batch (%v)", i, held, hs.atEach)
 			break
 		}
+	}
+}
+
+// waitSucceeded waits up to 15s for n deliveries of webhook, all
+// succeeded.
+func (r *rig) waitSucceeded(t *testing.T, webhookID string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ds := r.deliveries(t, webhookID)
+		done := len(ds) == n
+		for _, d := range ds {
+			done = done && d.Status == pimhook.DeliverySucceeded
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not all succeeded: %d stored, want %d", len(ds), n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

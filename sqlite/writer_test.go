@@ -33,18 +33,19 @@ func submitLazy(t *testing.T, w *writer, fn writeFunc) *writeRequest {
 	return r
 }
 
-// waitWithin is r.wait, failing the test if it takes longer than 10s.
-func waitWithin(t *testing.T, r *writeRequest) {
+// within runs f and fails the test if it returns an error or takes longer
+// than 10s, which what runs describes.
+func within(t *testing.T, what string, f func() error) {
 	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- r.wait() }()
+	go func() { done <- f() }()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("request not committed after 10s")
+		t.Fatalf("%s: not done after 10s", what)
 	}
 }
 
@@ -81,8 +82,8 @@ func TestLazyRequestsShareACommit(t *testing.T) {
 	if err := s.w.do(t.Context(), insertCompany("co_c")); err != nil {
 		t.Fatal(err)
 	}
-	waitWithin(t, r1)
-	waitWithin(t, r2)
+	within(t, "first lazy request", r1.wait)
+	within(t, "second lazy request", r2.wait)
 	if n := s.w.batches.Load() - before; n != 1 {
 		t.Errorf("%d commits, want 1", n)
 	}
@@ -106,16 +107,7 @@ func TestWaitingEndsTheDelay(t *testing.T) {
 	if n := s.w.requests.Load() - before; n != 0 {
 		t.Fatalf("%d requests committed without waiting for company", n)
 	}
-	done := make(chan error, 1)
-	go func() { done <- wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a record somebody waits for is not committed after 10s")
-	}
+	within(t, "a record somebody waits for", wait)
 	stored, err := s.Delivery(t.Context(), "co_1", d.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -135,16 +127,7 @@ func TestCloseEndsTheDelay(t *testing.T) {
 	}
 	r := submitLazy(t, s.w, insertCompany("co_a"))
 	lingering(t, r)
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close waits for the delay of a lazy batch")
-	}
-	waitWithin(t, r)
+	within(t, "Close while a lazy batch waits", s.Close)
+	within(t, "lazy request", r.wait)
 	companiesStored(t, openTest(t, path), "co_a")
 }
