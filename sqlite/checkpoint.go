@@ -76,13 +76,18 @@ const walNearFull = walAutocheckpoint * 3 / 4
 func (c *checkpointer) run() {
 	defer close(c.done)
 	ctx := context.Background()
+	copiedBefore := 0
 	for range c.kick {
 		var busy, frames, copied int
 		if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
 			c.log.WarnContext(ctx, "wal checkpoint", attrError, err)
 		}
 		c.runs.Add(1)
-		if frames >= c.nearFull {
+		// A checkpoint that copied nothing new was held back by readers of
+		// older snapshots: the next one would be too, so it rests.
+		progress := copied > copiedBefore
+		copiedBefore = copied
+		if frames >= c.nearFull && progress {
 			continue
 		}
 		gap := time.NewTimer(c.gap)

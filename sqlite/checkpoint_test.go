@@ -8,7 +8,8 @@ import (
 )
 
 // TestCheckpointerKeepsUpNearFull: below nearFull the checkpointer rests a
-// gap between checkpoints; from nearFull on it checkpoints at every poke.
+// gap between checkpoints; from nearFull on it checkpoints at every poke,
+// until a checkpoint copies nothing new.
 func TestCheckpointerKeepsUpNearFull(t *testing.T) {
 	t.Parallel()
 	s := openTest(t, filepath.Join(t.TempDir(), "pimhook.db"))
@@ -40,7 +41,12 @@ func TestCheckpointerKeepsUpNearFull(t *testing.T) {
 	keeping := startCheckpointerWith(s.cdb, log, time.Hour, 1)
 	defer keeping.stop()
 	keeping.poke()
-	runs(keeping, 1)
+	runs(keeping, 1) // it copied the frames, as far as it knows
 	keeping.poke()
-	runs(keeping, 2)
+	runs(keeping, 2) // nothing new to copy: it rests after this one
+	keeping.poke()
+	time.Sleep(100 * time.Millisecond)
+	if n := keeping.runs.Load(); n != 2 {
+		t.Errorf("a checkpoint that copied nothing new: %d checkpoints within the gap after it, want 2", n)
+	}
 }

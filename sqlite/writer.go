@@ -171,8 +171,8 @@ func (r *writeRequest) wait() error {
 // A batch of nothing but lazy requests waits up to delay for more, so that
 // the records of one app's deliveries, sent one after the other, share a
 // commit instead of paying one each. The wait ends early when a request
-// that is not lazy arrives, when someone waits for a lazy one, or when the
-// batch is full.
+// that is not lazy arrives, when someone waits for a lazy one, when the
+// queue fills, or when the writer closes.
 type writer struct {
 	db        *sql.DB
 	maxBatch  int
@@ -246,13 +246,19 @@ func (w *writer) submitWith(ctx context.Context, fn writeFunc, o writeOpts) (*wr
 	}
 	select {
 	case w.reqs <- r:
-		if !r.lazy {
-			w.poke()
+	default:
+		// The queue is full: a batch waiting for company has it.
+		w.poke()
+		select {
+		case w.reqs <- r:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return r, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
+	if !r.lazy {
+		w.poke()
+	}
+	return r, nil
 }
 
 // close stops taking requests and returns once the queued ones are done. It
@@ -297,45 +303,55 @@ func (w *writer) run() {
 // gather adds to batch, which holds one request, whatever else is queued,
 // up to maxBatch. While the batch holds only lazy requests and nobody waits
 // for one, it waits once, up to delay, for more: lazy requests do not end
-// the wait, others do (submitWith pokes hurry for them), and so does a
-// caller starting to wait for a lazy request.
+// the wait, others do (submitWith pokes hurry for them, and for any request
+// that finds the queue full), and so does a caller starting to wait for a
+// lazy request, or close.
 func (w *writer) gather(batch []*writeRequest, linger *time.Timer) []*writeRequest {
-	lazy, lingered := batch[0].lazy && w.delay > 0, false
+	batch, lazy, open := w.take(batch, batch[0].lazy && w.delay > 0)
+	if !open || !lazy || len(batch) == w.maxBatch {
+		return batch
+	}
+	// A token left from before is stale, unless its caller still waits,
+	// which the count tells, or its request came since the take, which a
+	// second take finds (or finds the queue closed).
+	select {
+	case <-w.hurry:
+	default:
+	}
+	if w.waiting.Load() > 0 {
+		return batch
+	}
+	n := len(batch)
+	if batch, lazy, open = w.take(batch, lazy); !open || !lazy || len(batch) > n {
+		return batch
+	}
+	linger.Reset(w.delay)
+	select {
+	case <-w.hurry:
+	case <-linger.C:
+	}
+	linger.Stop()
+	batch, _, _ = w.take(batch, false)
+	return batch
+}
+
+// take moves what is queued into batch, up to maxBatch, without waiting. It
+// returns batch, whether batch holds only lazy requests (lazy says whether
+// it did before), and whether the queue is still open.
+func (w *writer) take(batch []*writeRequest, lazy bool) ([]*writeRequest, bool, bool) {
 	for len(batch) < w.maxBatch {
 		select {
 		case r, ok := <-w.reqs:
 			if !ok {
-				return batch
+				return batch, lazy, false
 			}
 			batch = append(batch, r)
 			lazy = lazy && r.lazy
-			continue
 		default:
+			return batch, lazy, true
 		}
-		if !lazy || lingered {
-			return batch
-		}
-		// A token left from before is stale, unless its request is queued
-		// or its caller still waits.
-		select {
-		case <-w.hurry:
-		default:
-		}
-		if w.waiting.Load() > 0 {
-			return batch
-		}
-		if len(w.reqs) > 0 {
-			continue
-		}
-		lingered = true
-		linger.Reset(w.delay)
-		select {
-		case <-w.hurry:
-		case <-linger.C:
-		}
-		linger.Stop()
 	}
-	return batch
+	return batch, lazy, true
 }
 
 // poke ends a wait of gather.

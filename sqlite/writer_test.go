@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,9 +11,9 @@ import (
 
 // openDelayed opens a store whose lazy batches wait an hour for company:
 // whatever ends the wait sooner is what a test looks at.
-func openDelayed(t *testing.T) *Store {
+func openDelayed(t *testing.T, maxBatch int) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "pimhook.db"), Options{RecordDelay: time.Hour})
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "pimhook.db"), Options{RecordDelay: time.Hour, MaxBatch: maxBatch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,16 +73,14 @@ func companiesStored(t *testing.T, s *Store, ids ...string) {
 
 func TestLazyRequestsShareACommit(t *testing.T) {
 	t.Parallel()
-	s := openDelayed(t)
+	s := openDelayed(t, 0)
 	before := s.w.batches.Load()
 	r1 := submitLazy(t, s.w, insertCompany("co_a"))
 	r2 := submitLazy(t, s.w, insertCompany("co_b"))
 	lingering(t, r1, r2)
 	// A request somebody waits for ends the wait, and takes the lazy ones
 	// into its commit.
-	if err := s.w.do(t.Context(), insertCompany("co_c")); err != nil {
-		t.Fatal(err)
-	}
+	within(t, "a request somebody waits for", func() error { return s.w.do(t.Context(), insertCompany("co_c")) })
 	within(t, "first lazy request", r1.wait)
 	within(t, "second lazy request", r2.wait)
 	if n := s.w.batches.Load() - before; n != 1 {
@@ -92,7 +91,7 @@ func TestLazyRequestsShareACommit(t *testing.T) {
 
 func TestWaitingEndsTheDelay(t *testing.T) {
 	t.Parallel()
-	s := openDelayed(t)
+	s := openDelayed(t, 0)
 	if err := s.CreateCompany(t.Context(), newCompany("co_1")); err != nil {
 		t.Fatal(err)
 	}
@@ -130,4 +129,49 @@ func TestCloseEndsTheDelay(t *testing.T) {
 	within(t, "Close while a lazy batch waits", s.Close)
 	within(t, "lazy request", r.wait)
 	companiesStored(t, openTest(t, path), "co_a")
+}
+
+// TestWaiterBeforeTheBatch: a caller who starts waiting for a lazy request
+// while the writer is busy with an earlier batch is not kept waiting when
+// the request's own batch comes, though its poke came while nobody
+// lingered.
+func TestWaiterBeforeTheBatch(t *testing.T) {
+	t.Parallel()
+	s := openDelayed(t, 0)
+	release := blockWriter(t, s.w)
+	r := submitLazy(t, s.w, insertCompany("co_a"))
+	done := make(chan error, 1)
+	go func() { done <- r.wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.w.waiting.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the caller is not waiting after 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	within(t, "a lazy request waited for before its batch", func() error { return <-done })
+	companiesStored(t, s, "co_a")
+}
+
+// TestFullQueueEndsTheDelay: a request that finds the queue full while a
+// lazy batch waits for company ends the wait instead of waiting it out.
+func TestFullQueueEndsTheDelay(t *testing.T) {
+	t.Parallel()
+	const maxBatch = 4
+	s := openDelayed(t, maxBatch)
+	rs := []*writeRequest{submitLazy(t, s.w, insertCompany("co_0"))}
+	lingering(t, rs[0])
+	for i := 1; i <= maxBatch; i++ { // fills the queue
+		rs = append(rs, submitLazy(t, s.w, insertCompany(fmt.Sprint("co_", i))))
+	}
+	within(t, "a submit that finds the queue full", func() error {
+		r, err := s.w.submitWith(t.Context(), insertCompany("co_last"), writeOpts{lazy: true, change: func(*queueCache) {}})
+		rs = append(rs, r)
+		return err
+	})
+	for i, r := range rs {
+		within(t, fmt.Sprint("lazy request ", i), r.wait)
+	}
+	companiesStored(t, s, "co_0", "co_4", "co_last")
 }
