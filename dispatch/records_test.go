@@ -152,23 +152,15 @@ func TestHeldRecordsAreBounded(t *testing.T) {
 	}
 }
 
-// waitSucceeded waits up to 15s for n deliveries of webhook, all
-// succeeded.
+// waitSucceeded waits for n deliveries of webhook, all succeeded.
 func (r *rig) waitSucceeded(t *testing.T, webhookID string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	waitUntil(t, func() bool {
 		ds := r.deliveries(t, webhookID)
 		done := len(ds) == n
 		for _, d := range ds {
 			done = done && d.Status == pimhook.DeliverySucceeded
 		}
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries not all succeeded: %d stored, want %d", len(ds), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return done
+	})
 }

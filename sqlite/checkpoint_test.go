@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -18,13 +19,7 @@ func TestCheckpointerKeepsUpNearFull(t *testing.T) {
 	}
 	runs := func(c *checkpointer, want int64) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for c.runs.Load() < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d checkpoints after 10s, want %d", c.runs.Load(), want)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitUntil(t, fmt.Sprintf("%d checkpoints", want), func() bool { return c.runs.Load() >= want })
 	}
 	log := slog.New(slog.DiscardHandler)
 

@@ -54,10 +54,10 @@ type Options struct {
 	// BusyTimeout is how long a connection waits for a lock held by another
 	// process (a concurrent migrate, a backup); 0 means DefaultBusyTimeout.
 	BusyTimeout time.Duration
-	// RecordDelay is how long a batch holding nothing but submitted
-	// records of successful attempts (SubmitAttempt) waits for more
-	// requests to share its commit, unless someone waits for one of them
-	// first. 0 means DefaultRecordDelay; a negative value commits at once.
+	// RecordDelay is how long a batch holding nothing but records
+	// submitted with SubmitAttempt waits for more requests to share its
+	// commit, unless someone waits for one of them first. 0 means
+	// DefaultRecordDelay; a negative value commits at once.
 	RecordDelay time.Duration
 }
 

@@ -207,10 +207,17 @@ func blockWriter(t *testing.T, w *writer) (release func()) {
 // waitQueued waits until n requests wait in w's queue.
 func waitQueued(t *testing.T, w *writer, n int) {
 	t.Helper()
+	waitUntil(t, fmt.Sprintf("%d requests queued", n), func() bool { return len(w.reqs) >= n })
+}
+
+// waitUntil polls cond until it holds, and fails the test if it does not
+// within 10s, saying what was waited for.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(w.reqs) < n {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d requests queued after 10s, want %d", len(w.reqs), n)
+			t.Fatalf("%s: not after 10s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}

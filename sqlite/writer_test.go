@@ -142,13 +142,7 @@ func TestWaiterBeforeTheBatch(t *testing.T) {
 	r := submitLazy(t, s.w, insertCompany("co_a"))
 	done := make(chan error, 1)
 	go func() { done <- r.wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.w.waiting.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the caller is not waiting after 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "the caller waiting", func() bool { return s.w.waiting.Load() > 0 })
 	release()
 	within(t, "a lazy request waited for before its batch", func() error { return <-done })
 	companiesStored(t, s, "co_a")
