@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -95,8 +94,7 @@ type Response struct {
 // Client makes delivery attempts. It holds one connection pool for all
 // receivers and is safe for concurrent use; create one per process.
 type Client struct {
-	hc        *http.Client
-	tr        *http.Transport
+	pool      *connPool
 	userAgent []string
 }
 
@@ -119,37 +117,20 @@ func NewClient(cfg ClientConfig) *Client {
 		KeepAlive: 30 * time.Second,
 		Control:   g.Control,
 	}
-	tr := &http.Transport{
-		// Proxy stays nil: a proxy from the environment would carry
-		// deliveries past the Guard, which would then vet only the proxy.
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    tlsHandshakeTimeout,
-		MaxIdleConns:           max(maxIdleConns, perHost),
-		MaxIdleConnsPerHost:    perHost,
-		IdleConnTimeout:        idleConnTimeout,
-		MaxResponseHeaderBytes: maxResponseHeaderBytes,
-		// Nobody reads a 2xx body, and an error body is kept as it came;
-		// decompressing either would be wasted work.
-		DisableCompression: true,
-	}
 	return &Client{
-		tr: tr,
-		hc: &http.Client{
-			Transport: tr,
-			// A 3xx is the receiver's answer, not an instruction: following
-			// it would let a receiver send pimhook's signed payload to a
-			// third party.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		pool: &connPool{
+			dial:        d.DialContext,
+			tlsConfig:   &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
+			perHost:     perHost,
+			maxIdle:     max(maxIdleConns, perHost),
+			idleTimeout: idleConnTimeout,
 		},
 		userAgent: []string{ua},
 	}
 }
 
 // CloseIdleConnections closes the pooled connections, at shutdown.
-func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.pool.closeIdle() }
 
 // jsonContentType is shared by every request; the transport only reads it.
 var jsonContentType = []string{"application/json"}
@@ -183,10 +164,13 @@ func (c *Client) send(ctx context.Context, r Request) Response {
 	if err != nil {
 		return invalidRequest(fmt.Errorf("sign: %w", err))
 	}
+	// The deadline covers the whole attempt, reading the answer included.
+	var deadline time.Time
 	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel() // after the body is read: reading belongs to the attempt
+		deadline = time.Now().Add(r.Timeout)
+	}
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
@@ -222,27 +206,17 @@ func (c *Client) send(ctx context.Context, r Request) Response {
 	h["Webhook-Signature"] = vals[2:3:3]
 	req.Header = h
 
-	resp, err := c.hc.Do(req)
+	a, err := c.pool.exchange(ctx, req, deadline)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stop, or the caller's own deadline, ended the attempt.
+			err = ctx.Err()
+		}
 		return failure(err)
 	}
-	defer resp.Body.Close()
-	out := Response{StatusCode: resp.StatusCode}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		// Drain so the connection goes back to the pool. A body that is
-		// larger or slower than this costs only its connection: the 2xx
-		// already counts.
-		_, _ = io.CopyN(io.Discard, resp.Body, pimhook.ResponseBodyCap)
-	} else {
-		// A read error leaves what arrived: the status is the answer, the
-		// body only explains it.
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, pimhook.ResponseBodyCap))
-		if len(b) > 0 {
-			out.Body = b
-		}
-	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		out.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	out := Response{StatusCode: a.status, Body: a.body}
+	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+		out.RetryAfter = parseRetryAfter(a.header.Get("Retry-After"), time.Now())
 	}
 	return out
 }
