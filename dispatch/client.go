@@ -124,6 +124,7 @@ func NewClient(cfg ClientConfig) *Client {
 			perHost:     perHost,
 			maxIdle:     max(maxIdleConns, perHost),
 			idleTimeout: idleConnTimeout,
+			usable:      idleUsable,
 		},
 		userAgent: []string{ua},
 	}

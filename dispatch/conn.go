@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/idna"
 
 	"github.com/pimhook/pimhook"
 )
@@ -28,18 +32,25 @@ import (
 // net/http's Request.Write and the answer parsed by its ReadResponse.
 //
 // Only HTTP/1.1 is spoken, over TLS too: an app has one delivery in flight
-// at a time, which multiplexing would not speed up.
+// at a time, which multiplexing would not speed up. The request is written
+// whole before the answer is read, so a receiver that answers a body larger
+// than its socket buffers without reading it is seen as a failed attempt,
+// not as its early answer.
 type connPool struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	tlsConfig   *tls.Config
 	perHost     int
 	maxIdle     int
 	idleTimeout time.Duration
+	// usable reports whether an idle connection can carry a request; a
+	// field so that a test can stand in for a close that comes too late
+	// to be seen.
+	usable func(*persistConn) bool
 
-	mu        sync.Mutex
-	idle      map[string][]*persistConn // by connKey, oldest first
-	nidle     int
-	lastSweep time.Time
+	mu      sync.Mutex
+	idle    map[string][]*persistConn // by connKey, oldest first
+	lru     list.List                 // every idle connection, oldest first
+	sweeper *time.Timer               // closes expired idle connections while there are any
 }
 
 // persistConn is one connection and its buffers.
@@ -47,10 +58,11 @@ type persistConn struct {
 	key    string
 	conn   net.Conn
 	cr     *countingReader
+	cw     *errWriter
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
-	used   bool // has carried an exchange before
+	elem   *list.Element // in connPool.lru while idle
 }
 
 func (pc *persistConn) close() { pc.conn.Close() }
@@ -79,6 +91,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// errWriter keeps the first error of the connection's writes: Request.Write
+// reports a failure to write the body as a failure to read it, which hides
+// whether the connection timed out or closed.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
 // answer is what an exchange keeps of a response.
 type answer struct {
 	status int
@@ -91,32 +119,45 @@ type answer struct {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // exchange sends req and reads its answer before deadline (none when zero),
-// or until ctx ends. A request that finds a reused connection closed under
-// it, before any of an answer came, is sent once more on a new one: the
-// receiver closed an idle connection as the request went out, and has not
-// seen it.
+// or until ctx ends. A request that could not be written on a reused
+// connection because the receiver had closed it goes once more on a new
+// connection: the receiver has not read it. Once written, a request is not
+// sent again whatever happens, as net/http does for a POST.
 func (p *connPool) exchange(ctx context.Context, req *http.Request, deadline time.Time) (answer, error) {
-	key, addr := connKey(req.URL)
-	for try := 0; ; try++ {
-		pc, err := p.get(ctx, key, addr, req.URL.Hostname(), req.URL.Scheme == "https", deadline)
-		if err != nil {
+	key, addr, host, err := connKey(req.URL)
+	if err != nil {
+		return answer{}, err
+	}
+	useTLS := req.URL.Scheme == "https"
+	pc := p.take(key)
+	reused := pc != nil
+	for {
+		if err := ctx.Err(); err != nil {
+			if pc != nil {
+				pc.close()
+			}
 			return answer{}, err
 		}
-		a, err, again := p.roundTrip(ctx, pc, req, deadline)
-		if err == nil || !again || try > 0 || req.GetBody == nil {
+		if pc == nil {
+			if pc, err = p.dialConn(ctx, key, addr, host, useTLS, deadline); err != nil {
+				return answer{}, err
+			}
+		}
+		a, err, unwritten := p.roundTrip(ctx, pc, req, deadline)
+		if err == nil || !reused || !unwritten || req.GetBody == nil {
 			return a, err
 		}
 		if req.Body, err = req.GetBody(); err != nil {
 			return answer{}, err
 		}
+		pc, reused = nil, false
 	}
 }
 
-// roundTrip runs one exchange on pc and then pools or closes it. again
-// reports a failure that sending once more on a new connection may cure.
-func (p *connPool) roundTrip(ctx context.Context, pc *persistConn, req *http.Request, deadline time.Time) (a answer, err error, again bool) {
-	reused := pc.used
-	pc.used = true
+// roundTrip runs one exchange on pc and then pools or closes it.
+// unwritten reports a request that failed to go out because the receiver
+// had closed or reset the connection.
+func (p *connPool) roundTrip(ctx context.Context, pc *persistConn, req *http.Request, deadline time.Time) (a answer, err error, unwritten bool) {
 	if err := pc.conn.SetDeadline(deadline); err != nil {
 		pc.close()
 		return a, err, false
@@ -132,18 +173,21 @@ func (p *connPool) roundTrip(ctx context.Context, pc *persistConn, req *http.Req
 		p.put(pc)
 	}()
 
-	before := pc.cr.n
+	pc.cw.err = nil
 	if err = req.Write(pc.bw); err == nil {
 		err = pc.bw.Flush()
 	}
 	if err != nil {
-		return a, err, reused && pc.cr.n == before
+		if pc.cw.err != nil {
+			err = pc.cw.err
+		}
+		return a, err, closedUnder(err)
 	}
 	pc.cr.limit = pc.cr.n + maxResponseHeaderBytes
 	resp, err := readResponse(pc.br, req)
 	pc.cr.limit = math.MaxInt64
 	if err != nil {
-		return a, err, reused && pc.cr.n == before && closedUnder(err)
+		return a, err, false
 	}
 	a.status, a.header = resp.StatusCode, resp.Header
 	lr := &io.LimitedReader{R: resp.Body, N: pimhook.ResponseBodyCap}
@@ -183,8 +227,7 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 // closedUnder reports an error of a connection the receiver closed or
 // reset.
 func closedUnder(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // readAll reads r to its end, keeping what arrived before an error.
@@ -197,8 +240,18 @@ func readAll(r io.Reader) ([]byte, error) {
 }
 
 // connKey names the connections that can carry a request to u, and gives
-// the address to dial.
-func connKey(u *url.URL) (key, addr string) {
+// the address to dial and the host name a certificate must match, in
+// their ASCII form.
+func connKey(u *url.URL) (key, addr, host string, err error) {
+	host = strings.ToLower(u.Hostname())
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			if host, err = idna.Lookup.ToASCII(host); err != nil {
+				return "", "", "", err
+			}
+			break
+		}
+	}
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -206,73 +259,114 @@ func connKey(u *url.URL) (key, addr string) {
 			port = "443"
 		}
 	}
-	addr = net.JoinHostPort(u.Hostname(), port)
-	return u.Scheme + "://" + addr, addr
+	addr = net.JoinHostPort(host, port)
+	return u.Scheme + "://" + addr, addr, host, nil
 }
 
-// get returns an idle connection for key that is still open, or a new one.
-func (p *connPool) get(ctx context.Context, key, addr, host string, useTLS bool, deadline time.Time) (*persistConn, error) {
-	for {
-		pc := p.take(key)
-		if pc == nil {
-			break
-		}
-		if time.Since(pc.idleAt) < p.idleTimeout && pc.br.Buffered() == 0 && stillOpen(pc.conn) {
-			return pc, nil
-		}
-		pc.close()
-	}
-	return p.dialConn(ctx, key, addr, host, useTLS, deadline)
-}
-
-// take removes the newest idle connection for key from the pool.
+// take returns the newest idle connection for key that can still carry a
+// request, closing those that cannot, or nil.
 func (p *connPool) take(key string) *persistConn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.idle[key]
-	if len(list) == 0 {
-		return nil
+	for {
+		p.mu.Lock()
+		list := p.idle[key]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		p.idle[key] = list[:len(list)-1]
+		p.lru.Remove(pc.elem)
+		pc.elem = nil
+		p.mu.Unlock()
+		if time.Since(pc.idleAt) < p.idleTimeout && p.usable(pc) {
+			return pc
+		}
+		pc.close()
 	}
-	pc := list[len(list)-1]
-	list[len(list)-1] = nil
-	p.idle[key] = list[:len(list)-1]
-	p.nidle--
-	return pc
 }
 
-// put pools pc, unless its host or the pool has enough idle connections
-// already. Now and then it closes the connections idle for too long, of
-// hosts no delivery went to since.
+// idleUsable reports whether an idle connection can carry a request:
+// nothing arrived on it unasked, neither into its buffers nor into TLS's,
+// and the receiver has not closed or reset it.
+func idleUsable(pc *persistConn) bool {
+	if pc.br.Buffered() > 0 || !stillOpen(pc.conn) {
+		return false
+	}
+	if _, ok := pc.conn.(*tls.Conn); ok {
+		// With its deadline passed, a read returns what TLS holds
+		// decrypted already, and otherwise fails at once without
+		// reading the socket (the exchange sets the deadline anew).
+		if pc.conn.SetReadDeadline(aLongTimeAgo) != nil {
+			return false
+		}
+		_, err := pc.br.Peek(1)
+		if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+			return false
+		}
+	}
+	return true
+}
+
+// put pools pc. A host keeps at most perHost idle connections, and the
+// pool maxIdle in all: beyond that the oldest idle connection is closed.
 func (p *connPool) put(pc *persistConn) {
-	now := time.Now()
-	pc.idleAt = now
+	var spare []*persistConn
 	p.mu.Lock()
-	if len(p.idle[pc.key]) >= p.perHost || p.nidle >= p.maxIdle {
-		p.mu.Unlock()
-		pc.close()
-		return
+	pc.idleAt = time.Now()
+	if len(p.idle[pc.key]) >= p.perHost {
+		spare = append(spare, p.removeOldest(pc.key))
+	} else if p.lru.Len() >= p.maxIdle {
+		spare = append(spare, p.removeOldest(p.lru.Front().Value.(*persistConn).key))
 	}
 	if p.idle == nil {
 		p.idle = map[string][]*persistConn{}
 	}
 	p.idle[pc.key] = append(p.idle[pc.key], pc)
-	p.nidle++
+	pc.elem = p.lru.PushBack(pc)
+	if p.sweeper == nil {
+		p.sweeper = time.AfterFunc(p.idleTimeout, p.sweep)
+	}
+	p.mu.Unlock()
+	for _, pc := range spare {
+		pc.close()
+	}
+}
+
+// removeOldest takes the oldest idle connection for key out of the pool.
+// The caller holds mu.
+func (p *connPool) removeOldest(key string) *persistConn {
+	list := p.idle[key]
+	pc := list[0]
+	copy(list, list[1:])
+	list[len(list)-1] = nil
+	if list = list[:len(list)-1]; len(list) == 0 {
+		delete(p.idle, key)
+	} else {
+		p.idle[key] = list
+	}
+	p.lru.Remove(pc.elem)
+	pc.elem = nil
+	return pc
+}
+
+// sweep closes the connections idle for idleTimeout, and runs again while
+// any are left.
+func (p *connPool) sweep() {
 	var stale []*persistConn
-	if now.Sub(p.lastSweep) >= p.idleTimeout {
-		p.lastSweep = now
-		for key, list := range p.idle {
-			n := 0
-			for n < len(list) && now.Sub(list[n].idleAt) >= p.idleTimeout {
-				n++
-			}
-			stale = append(stale, list[:n]...)
-			p.nidle -= n
-			if n == len(list) {
-				delete(p.idle, key)
-			} else {
-				p.idle[key] = append(list[:0], list[n:]...)
-			}
+	p.mu.Lock()
+	now := time.Now()
+	for e := p.lru.Front(); e != nil; e = p.lru.Front() {
+		pc := e.Value.(*persistConn)
+		if now.Sub(pc.idleAt) < p.idleTimeout {
+			break
 		}
+		stale = append(stale, p.removeOldest(pc.key))
+	}
+	if e := p.lru.Front(); e != nil {
+		p.sweeper.Reset(p.idleTimeout - now.Sub(e.Value.(*persistConn).idleAt))
+	} else {
+		p.sweeper = nil
 	}
 	p.mu.Unlock()
 	for _, pc := range stale {
@@ -284,7 +378,12 @@ func (p *connPool) put(pc *persistConn) {
 func (p *connPool) closeIdle() {
 	p.mu.Lock()
 	idle := p.idle
-	p.idle, p.nidle = nil, 0
+	p.idle = nil
+	p.lru.Init()
+	if p.sweeper != nil {
+		p.sweeper.Stop()
+		p.sweeper = nil
+	}
 	p.mu.Unlock()
 	for _, list := range idle {
 		for _, pc := range list {
@@ -295,14 +394,14 @@ func (p *connPool) closeIdle() {
 
 // dialConn opens a connection to addr, with TLS for host when useTLS.
 func (p *connPool) dialConn(ctx context.Context, key, addr, host string, useTLS bool, deadline time.Time) (*persistConn, error) {
-	var cancel context.CancelFunc
-	if deadline.IsZero() {
-		ctx, cancel = context.WithTimeout(ctx, dialTimeout+tlsHandshakeTimeout)
-	} else {
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
-	defer cancel()
-	conn, err := p.dial(ctx, "tcp", addr)
+	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
+	conn, err := p.dial(dctx, "tcp", addr)
+	dcancel()
 	if err != nil {
 		return nil, err
 	}
@@ -310,12 +409,16 @@ func (p *connPool) dialConn(ctx context.Context, key, addr, host string, useTLS 
 		cfg := p.tlsConfig.Clone()
 		cfg.ServerName = host
 		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		hctx, hcancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		hcancel()
+		if err != nil {
 			conn.Close()
 			return nil, err
 		}
 		conn = tc
 	}
 	cr := &countingReader{r: conn, limit: math.MaxInt64}
-	return &persistConn{key: key, conn: conn, cr: cr, br: bufio.NewReader(cr), bw: bufio.NewWriter(conn)}, nil
+	cw := &errWriter{w: conn}
+	return &persistConn{key: key, conn: conn, cr: cr, cw: cw, br: bufio.NewReader(cr), bw: bufio.NewWriter(cw)}, nil
 }

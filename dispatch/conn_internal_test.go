@@ -84,6 +84,9 @@ func TestClientTLS(t *testing.T) {
 // An idle connection the receiver has closed is dropped before a request
 // is written on it.
 func TestPoolDropsClosedIdleConnection(t *testing.T) {
+	if !canPeek {
+		t.Skip("no peeking at sockets on this system")
+	}
 	t.Parallel()
 	srv, _ := countingServer(t, false, func(http.ResponseWriter, *http.Request) {})
 	c := testClient(t)
@@ -91,18 +94,10 @@ func TestPoolDropsClosedIdleConnection(t *testing.T) {
 		t.Fatalf("Send = %+v", res)
 	}
 	srv.CloseClientConnections()
-	key, addr := connKey(mustParse(t, srv.URL))
+	key := mustKey(t, srv.URL)
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		// The close reaches the client's socket a moment after it is made.
-		pc, err := c.pool.get(t.Context(), key, addr, "127.0.0.1", false, time.Now().Add(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !pc.used {
-			pc.close()
-			break
-		}
+	// The close reaches the client's socket a moment after it is made.
+	for pc := c.pool.take(key); pc != nil; pc = c.pool.take(key) {
 		c.pool.put(pc)
 		if time.Now().After(deadline) {
 			t.Fatal("the closed connection was still handed out after 10s")
@@ -111,40 +106,88 @@ func TestPoolDropsClosedIdleConnection(t *testing.T) {
 	}
 }
 
-// Connections idle for longer than the idle timeout are not used again,
-// and are closed by a later put even when their host gets no more
-// deliveries.
-func TestPoolIdleTimeout(t *testing.T) {
+// A request that cannot be written on a reused connection, because the
+// receiver reset it after the last look, goes once more on a new one.
+func TestPoolResendsUnwrittenRequest(t *testing.T) {
 	t.Parallel()
-	old, oldConns := countingServer(t, false, func(http.ResponseWriter, *http.Request) {})
-	other, _ := countingServer(t, false, func(http.ResponseWriter, *http.Request) {})
+	var requests atomic.Int32
+	srv, conns := countingServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if requests.Load() == 1 {
+			// Answered, then reset.
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	})
 	c := testClient(t)
-	c.pool.idleTimeout = 50 * time.Millisecond
-	if res := sendTo(t, c, old.URL); res.StatusCode != http.StatusOK {
+	c.pool.usable = func(*persistConn) bool { return true } // the reset comes too late to be seen
+	if res := sendTo(t, c, srv.URL); res.StatusCode != http.StatusOK {
 		t.Fatalf("Send = %+v", res)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if res := sendTo(t, c, other.URL); res.StatusCode != http.StatusOK {
-		t.Fatalf("Send = %+v", res)
+	time.Sleep(100 * time.Millisecond) // the reset arrives
+	if res := sendTo(t, c, srv.URL); res.StatusCode != http.StatusOK {
+		t.Fatalf("Send on the reset connection = %+v, want 200 from a new one", res)
 	}
-	c.pool.mu.Lock()
-	_, kept := c.pool.idle[mustKey(t, old.URL)]
-	n := c.pool.nidle
-	c.pool.mu.Unlock()
-	if kept || n != 1 {
-		t.Errorf("after a put: the stale host still pooled = %v, %d idle; want only the fresh connection", kept, n)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if res := sendTo(t, c, old.URL); res.StatusCode != http.StatusOK {
-		t.Fatalf("Send = %+v", res)
-	}
-	if n := oldConns.Load(); n != 2 {
-		t.Errorf("%d connections after the idle timeout, want 2", n)
+	if n, r := conns.Load(), requests.Load(); n != 2 || r != 2 {
+		t.Errorf("%d connections and %d requests, want 2 and 2", n, r)
 	}
 }
 
+// Connections idle for the idle timeout are closed, whether or not their
+// host gets deliveries again, and are not used again.
+func TestPoolIdleTimeout(t *testing.T) {
+	t.Parallel()
+	t.Run("swept", func(t *testing.T) {
+		t.Parallel()
+		srv, conns := countingServer(t, false, func(http.ResponseWriter, *http.Request) {})
+		c := testClient(t)
+		c.pool.idleTimeout = 50 * time.Millisecond
+		if res := sendTo(t, c, srv.URL); res.StatusCode != http.StatusOK {
+			t.Fatalf("Send = %+v", res)
+		}
+		waitFor(t, "the idle connection swept", func() bool { return idleFor(c, srv.URL, t) == 0 })
+		c.pool.mu.Lock()
+		sweeping := c.pool.sweeper != nil
+		c.pool.mu.Unlock()
+		if sweeping {
+			t.Error("the sweeper still runs with no idle connection")
+		}
+		if res := sendTo(t, c, srv.URL); res.StatusCode != http.StatusOK {
+			t.Fatalf("Send = %+v", res)
+		}
+		if n := conns.Load(); n != 2 {
+			t.Errorf("%d connections, want 2", n)
+		}
+	})
+	t.Run("not taken", func(t *testing.T) {
+		t.Parallel()
+		srv, conns := countingServer(t, false, func(http.ResponseWriter, *http.Request) {})
+		c := testClient(t)
+		c.pool.idleTimeout = 50 * time.Millisecond
+		c.pool.sweeper = time.NewTimer(time.Hour) // no sweeping: take must see the age itself
+		if res := sendTo(t, c, srv.URL); res.StatusCode != http.StatusOK {
+			t.Fatalf("Send = %+v", res)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if res := sendTo(t, c, srv.URL); res.StatusCode != http.StatusOK {
+			t.Fatalf("Send = %+v", res)
+		}
+		if n := conns.Load(); n != 2 {
+			t.Errorf("%d connections, want 2", n)
+		}
+	})
+}
+
 // The pool keeps at most perHost idle connections per host, and maxIdle
-// in all.
+// in all, closing the oldest to make room.
 func TestPoolLimits(t *testing.T) {
 	t.Parallel()
 	const concurrent = 4
@@ -176,15 +219,41 @@ func TestPoolLimits(t *testing.T) {
 			t.Fatalf("Send = %+v", res)
 		}
 	}
-	if n := idleFor(c, other.URL, t); n != 1 {
-		t.Errorf("%d idle connections to the second host, want 1", n)
-	}
-	if n := idleFor(c, third.URL, t); n != 0 {
-		t.Errorf("%d idle connections to the third host, want none: maxIdle = 3 were pooled already", n)
+	for _, h := range []struct {
+		url  string
+		want int
+	}{{srv.URL, 1}, {other.URL, 1}, {third.URL, 1}} {
+		if n := idleFor(c, h.url, t); n != h.want {
+			t.Errorf("%d idle connections to %s, want %d: the oldest makes room once maxIdle = 3 are pooled", n, h.url, h.want)
+		}
 	}
 	c.CloseIdleConnections()
-	if n := idleFor(c, srv.URL, t); n != 0 {
+	if n := idleFor(c, srv.URL, t) + idleFor(c, other.URL, t) + idleFor(c, third.URL, t); n != 0 {
 		t.Errorf("%d idle connections after CloseIdleConnections", n)
+	}
+}
+
+// Hosts are dialled and checked in their ASCII form.
+func TestConnKey(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string][3]string{
+		"http://Example.COM/hook":       {"http://example.com:80", "example.com:80", "example.com"},
+		"https://bücher.example:8443/x": {"https://xn--bcher-kva.example:8443", "xn--bcher-kva.example:8443", "xn--bcher-kva.example"},
+		"https://[::1]/x":               {"https://[::1]:443", "[::1]:443", "::1"},
+	} {
+		key, addr, host, err := connKey(mustParse(t, raw))
+		if err != nil || [3]string{key, addr, host} != want {
+			t.Errorf("connKey(%s) = %q, %q, %q, %v; want %q", raw, key, addr, host, err, want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 
@@ -195,7 +264,10 @@ func idleFor(c *Client, url string, t *testing.T) int {
 }
 
 func mustKey(t *testing.T, raw string) string {
-	key, _ := connKey(mustParse(t, raw))
+	key, _, _, err := connKey(mustParse(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return key
 }
 

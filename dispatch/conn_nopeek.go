@@ -4,7 +4,8 @@ package dispatch
 
 import "net"
 
-// stillOpen cannot peek at a socket here: a connection the receiver closed
-// shows when a request is sent on it, and the request goes once more on a
-// new one (see connPool.exchange).
+// canPeek says that stillOpen cannot look at a socket here: a connection
+// the receiver closed shows when a request is sent on it.
+const canPeek = false
+
 func stillOpen(net.Conn) bool { return true }

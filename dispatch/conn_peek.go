@@ -8,6 +8,9 @@ import (
 	"syscall"
 )
 
+// canPeek says that stillOpen looks at the socket.
+const canPeek = true
+
 // stillOpen reports whether an idle connection can carry a request: the
 // receiver has not closed or reset it, nor sent anything unasked. It peeks
 // at the socket without waiting.

@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -71,17 +72,19 @@ func send(t *testing.T, c *dispatch.Client, url string) dispatch.Response {
 		Secrets: []string{pimhook.NewSecret()}, Timeout: 5 * time.Second})
 }
 
-// A receiver that closes an idle connection: the next delivery goes out on
-// a new one, whether the close shows before the request is sent or only
-// when its answer is read.
+// A receiver that closes an idle connection: a close seen before the next
+// delivery sends it on a new connection; one that comes as the receiver
+// reads that delivery fails the attempt, which is not sent again: the
+// receiver may have acted on it.
 func TestClientIdleConnectionClosedByReceiver(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		wait time.Duration // between the two deliveries
+		name  string
+		wait  time.Duration // between the two deliveries
+		conns int32
 	}{
-		{"seen before sending", 100 * time.Millisecond},
-		{"seen when reading", 0},
+		{"closed before", 100 * time.Millisecond, 2},
+		{"closed as the request goes", 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -93,16 +96,13 @@ func TestClientIdleConnectionClosedByReceiver(t *testing.T) {
 				}
 				requests.Add(1)
 				if n == 1 {
-					// Answered and then closed, as a receiver's idle
-					// timeout does; with no wait, the close races the
-					// next request and the receiver reads that
-					// request first.
+					// Answered and then closed without a word, as a
+					// receiver's idle timeout does; with no wait, the
+					// close comes after the next request was read.
 					_, _ = io.WriteString(c, okAnswer)
 					close(gotFirst)
-					if tc.wait == 0 {
-						if readRequest(br) {
-							requests.Add(1)
-						}
+					if tc.wait == 0 && readRequest(br) {
+						requests.Add(1)
 					}
 					return
 				}
@@ -114,20 +114,65 @@ func TestClientIdleConnectionClosedByReceiver(t *testing.T) {
 			}
 			<-gotFirst
 			time.Sleep(tc.wait)
-			if res := send(t, c, rr.url); res.StatusCode != http.StatusOK {
-				t.Fatalf("second Send = %+v, want 200 on a new connection", res)
+			res := send(t, c, rr.url)
+			if tc.wait > 0 && res.StatusCode != http.StatusOK {
+				t.Errorf("second Send = %+v, want 200 on a new connection", res)
 			}
-			if n := rr.conns.Load(); n != 2 {
-				t.Errorf("%d connections, want 2", n)
+			if tc.wait == 0 && (res.ErrCode != dispatch.ErrCodeConnection || res.StatusCode != 0) {
+				t.Errorf("second Send = %+v, want connection_error", res)
 			}
-			want := int32(2)
-			if tc.wait == 0 {
-				want = 3 // the request the closing connection took, and its second sending
+			if n := rr.conns.Load(); n != tc.conns {
+				t.Errorf("%d connections, want %d", n, tc.conns)
 			}
-			if n := requests.Load(); n != want {
-				t.Errorf("receiver read %d requests, want %d", n, want)
+			if n := requests.Load(); n != 2 {
+				t.Errorf("receiver read %d requests, want 2", n)
 			}
 		})
+	}
+}
+
+// A receiver that stops reading times the attempt out while its body is
+// being written.
+func TestClientWriteTimeout(t *testing.T) {
+	t.Parallel()
+	rr := newRawReceiver(t, func(_ int, c net.Conn, _ *bufio.Reader) {
+		time.Sleep(2 * time.Second) // reads nothing
+	})
+	res := loopbackClient(t).Send(t.Context(), dispatch.Request{URL: rr.url, MsgID: "msg_stuck",
+		Body: bytes.Repeat([]byte("x"), 64<<20), Secrets: []string{pimhook.NewSecret()}, Timeout: 200 * time.Millisecond})
+	if res.ErrCode != dispatch.ErrCodeTimeout || res.Err == nil {
+		t.Errorf("Send = %+v, want timeout", res)
+	}
+}
+
+// An attempt whose context has ended sends nothing.
+func TestClientCancelledSendsNothing(t *testing.T) {
+	t.Parallel()
+	var requests atomic.Int32
+	rr := newRawReceiver(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		for readRequest(br) {
+			requests.Add(1)
+			if _, err := io.WriteString(c, okAnswer); err != nil {
+				return
+			}
+		}
+	})
+	c := loopbackClient(t)
+	if res := send(t, c, rr.url); res.StatusCode != http.StatusOK { // a pooled connection to try
+		t.Fatalf("Send = %+v", res)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range 20 {
+		if res := c.Send(ctx, dispatch.Request{URL: rr.url, MsgID: "msg_cancelled", Body: []byte("{}"), Secrets: []string{pimhook.NewSecret()}}); res.Err == nil {
+			t.Fatalf("Send = %+v, want an error", res)
+		}
+	}
+	if res := send(t, c, rr.url); res.StatusCode != http.StatusOK {
+		t.Fatalf("Send = %+v", res)
+	}
+	if n := requests.Load(); n != 2 {
+		t.Errorf("receiver read %d requests, want the 2 not cancelled", n)
 	}
 }
 
