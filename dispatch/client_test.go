@@ -1,12 +1,19 @@
 package dispatch_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -295,6 +302,121 @@ func BenchmarkSend(b *testing.B) {
 			if res := c.Send(b.Context(), req); res.StatusCode != http.StatusNoContent {
 				b.Errorf("Send = %+v", res)
 				return
+			}
+		}
+	})
+}
+
+// receiverEnv makes the test binary, started again with it set, a receiver
+// in a process of its own: it prints its address and answers 204 to every
+// POST until its input closes.
+const receiverEnv = "DISPATCH_TEST_RECEIVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(receiverEnv) != "" {
+		serveReceiver()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func serveReceiver() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("http://" + ln.Addr().String())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin) // the test ended
+		os.Exit(0)
+	}()
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+}
+
+// processReceiver starts a receiver in a process of its own and returns its
+// URL: a receiver in the test's own process would share its scheduler
+// with the sender, as no real receiver does.
+func processReceiver(tb testing.TB) string {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), receiverEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		tb.Fatalf("receiver process: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// BenchmarkSendSerial sends one delivery after another to a receiver in
+// another process, as an app's worker does, with the Client and, as the
+// baseline, with net/http's Client and Transport sending the same signed
+// request.
+func BenchmarkSendSerial(b *testing.B) {
+	url := processReceiver(b)
+	body := bytes.Repeat([]byte(`{"sku":"A-1"}`), 100)
+	secret := pimhook.NewSecret()
+	b.Run("client", func(b *testing.B) {
+		c := loopbackClient(b)
+		req := dispatch.Request{URL: url, MsgID: "msg_bench", Body: body, Secrets: []string{secret}, Timeout: 5 * time.Second}
+		b.ReportAllocs()
+		for b.Loop() {
+			req.Timestamp = time.Now()
+			if res := c.Send(b.Context(), req); res.StatusCode != http.StatusNoContent {
+				b.Fatalf("Send = %+v", res)
+			}
+		}
+	})
+	b.Run("net-http", func(b *testing.B) {
+		tr := &http.Transport{MaxIdleConnsPerHost: dispatch.DefaultMaxIdleConnsPerHost, DisableCompression: true}
+		b.Cleanup(tr.CloseIdleConnections)
+		hc := &http.Client{Transport: tr}
+		b.ReportAllocs()
+		for b.Loop() {
+			ts := time.Now()
+			sig, err := dispatch.SignatureHeader([]string{secret}, "msg_bench", ts, body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(b.Context(), 5*time.Second)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.Header = http.Header{"Content-Type": {"application/json"}, "User-Agent": {dispatch.DefaultUserAgent},
+				"Webhook-Id": {"msg_bench"}, "Webhook-Timestamp": {strconv.FormatInt(ts.Unix(), 10)}, "Webhook-Signature": {sig}}
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.CopyN(io.Discard, resp.Body, pimhook.ResponseBodyCap)
+			resp.Body.Close()
+			cancel()
+			if resp.StatusCode != http.StatusNoContent {
+				b.Fatalf("status %d", resp.StatusCode)
 			}
 		}
 	})
