@@ -31,6 +31,10 @@ import (
 // the receiver's own time (BENCHMARKS.md). The request is still written by
 // net/http's Request.Write and the answer parsed by its ReadResponse.
 //
+// It never goes through a proxy, which the Guard would then vet instead of
+// the receiver, and never follows a redirect, which would let a receiver
+// send pimhook's signed payload to a third party: a 3xx is the answer.
+//
 // Only HTTP/1.1 is spoken, over TLS too: an app has one delivery in flight
 // at a time, which multiplexing would not speed up. The request is written
 // whole before the answer is read, so a receiver that answers a body larger
@@ -143,7 +147,7 @@ func (p *connPool) exchange(ctx context.Context, req *http.Request, deadline tim
 				return answer{}, err
 			}
 		}
-		a, err, unwritten := p.roundTrip(ctx, pc, req, deadline)
+		a, unwritten, err := p.roundTrip(ctx, pc, req, deadline)
 		if err == nil || !reused || !unwritten || req.GetBody == nil {
 			return a, err
 		}
@@ -157,10 +161,10 @@ func (p *connPool) exchange(ctx context.Context, req *http.Request, deadline tim
 // roundTrip runs one exchange on pc and then pools or closes it.
 // unwritten reports a request that failed to go out because the receiver
 // had closed or reset the connection.
-func (p *connPool) roundTrip(ctx context.Context, pc *persistConn, req *http.Request, deadline time.Time) (a answer, err error, unwritten bool) {
+func (p *connPool) roundTrip(ctx context.Context, pc *persistConn, req *http.Request, deadline time.Time) (a answer, unwritten bool, err error) {
 	if err := pc.conn.SetDeadline(deadline); err != nil {
 		pc.close()
-		return a, err, false
+		return a, false, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
 	keep := false
@@ -181,13 +185,13 @@ func (p *connPool) roundTrip(ctx context.Context, pc *persistConn, req *http.Req
 		if pc.cw.err != nil {
 			err = pc.cw.err
 		}
-		return a, err, closedUnder(err)
+		return a, closedUnder(err), err
 	}
 	pc.cr.limit = pc.cr.n + maxResponseHeaderBytes
 	resp, err := readResponse(pc.br, req)
 	pc.cr.limit = math.MaxInt64
 	if err != nil {
-		return a, err, false
+		return a, false, err
 	}
 	a.status, a.header = resp.StatusCode, resp.Header
 	lr := &io.LimitedReader{R: resp.Body, N: pimhook.ResponseBodyCap}
@@ -204,7 +208,7 @@ func (p *connPool) roundTrip(ctx context.Context, pc *persistConn, req *http.Req
 	// The connection carries on only after a body read to its end, below
 	// the cap, of an answer that does not ask to close.
 	keep = err == nil && lr.N > 0 && !resp.Close && !req.Close
-	return a, nil, false
+	return a, false, nil
 }
 
 // readResponse reads the final answer to req, skipping informational
@@ -311,13 +315,13 @@ func idleUsable(pc *persistConn) bool {
 // put pools pc. A host keeps at most perHost idle connections, and the
 // pool maxIdle in all: beyond that the oldest idle connection is closed.
 func (p *connPool) put(pc *persistConn) {
-	var spare []*persistConn
+	var spare *persistConn
 	p.mu.Lock()
 	pc.idleAt = time.Now()
 	if len(p.idle[pc.key]) >= p.perHost {
-		spare = append(spare, p.removeOldest(pc.key))
+		spare = p.removeOldest(pc.key)
 	} else if p.lru.Len() >= p.maxIdle {
-		spare = append(spare, p.removeOldest(p.lru.Front().Value.(*persistConn).key))
+		spare = p.removeOldest(p.lru.Front().Value.(*persistConn).key)
 	}
 	if p.idle == nil {
 		p.idle = map[string][]*persistConn{}
@@ -328,8 +332,8 @@ func (p *connPool) put(pc *persistConn) {
 		p.sweeper = time.AfterFunc(p.idleTimeout, p.sweep)
 	}
 	p.mu.Unlock()
-	for _, pc := range spare {
-		pc.close()
+	if spare != nil {
+		spare.close()
 	}
 }
 

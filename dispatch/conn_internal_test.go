@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"bufio"
+	"crypto/tls"
 	"io"
 	"log"
 	"net"
@@ -8,6 +10,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -103,6 +107,62 @@ func TestPoolDropsClosedIdleConnection(t *testing.T) {
 			t.Fatal("the closed connection was still handed out after 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Bytes a receiver sends past its answer over TLS, which TLS holds
+// decrypted where neither the socket nor the reader's buffer shows them,
+// keep the connection from being used again: the next answer read on it
+// would be theirs.
+func TestPoolDropsTLSConnectionWithLeftovers(t *testing.T) {
+	t.Parallel()
+	certs := httptest.NewUnstartedServer(http.NotFoundHandler())
+	certs.StartTLS()
+	t.Cleanup(certs.Close)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates:                certs.TLS.Certificates,
+		DynamicRecordSizingDisabled: true, // the answer and the stray bytes in one record
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int32
+	body := strings.Repeat("x", 8<<10) // its end read straight past the reader's 4 KiB buffer
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body+
+						"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	c := testClient(t)
+	c.pool.tlsConfig.RootCAs = certs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	url := "https://" + ln.Addr().String() + "/hook"
+	for i := range 2 {
+		if res := sendTo(t, c, url); res.StatusCode != http.StatusOK {
+			t.Fatalf("Send %d = %+v, want the 200 the receiver sent for it", i, res)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
 	}
 }
 
