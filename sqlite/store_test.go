@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -560,39 +561,170 @@ func BenchmarkIngestGroupCommit(b *testing.B) {
 // the throughput scenario makes it: an event of 1 KB ingested with its
 // entity state and one delivery, then the delivery's successful attempt
 // recorded, from 64 goroutines at once so that the writer batches them.
-// cpu/op is the process's CPU time per delivery.
+// cpu-ns/op is the process's CPU time per delivery.
+//
+// The floor sub-benchmark is the baseline of the same run: what SQLite
+// alone costs for the rows of those deliveries, in a file with the same
+// journal and sync settings, at the same number of deliveries per commit
+// as the store reached. Its tables have the keys the rows are written and
+// found by and nothing else; it reads nothing, decides nothing and
+// prepares each statement once.
 func BenchmarkDeliveryWrites(b *testing.B) {
-	s := openWithCompany(b)
-	ctx := context.Background()
-	data := []byte(`{"sku":"` + strings.Repeat("x", 1000) + `"}`)
-	var n atomic.Int64
-	start := cpuTime(b)
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			now := time.Unix(1700000000, i).UTC()
-			id := fmt.Sprint(i)
-			dl := &pimhook.Delivery{ID: "msg_" + id, AppID: fmt.Sprint("app_", i%1000), WebhookID: fmt.Sprint("wh_", i%1000),
-				EventID: "evt_" + id, EventName: "products.created", Payload: data, CreatedAt: now, UpdatedAt: now}
-			ev := &pimhook.Event{ID: "evt_" + id, EntityType: "products", EntityID: id, Action: pimhook.ActionCreated, Data: data}
-			_, err := s.Ingest(ctx, "co_1", []*pimhook.Event{ev}, func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
-				ev.EffectiveAction, ev.Revision = ev.Action, 1
-				return pimhook.Decision{Entity: &pimhook.Entity{Data: ev.Data, Revision: 1, UpdatedAt: now}, Deliveries: []*pimhook.Delivery{dl}}, nil
-			})
-			if err != nil {
-				b.Error(err)
-				return
+	var perCommit float64
+	cpu := map[string]float64{}
+	b.Run("store", func(b *testing.B) {
+		s := openWithCompany(b)
+		ctx := context.Background()
+		data := []byte(`{"sku":"` + strings.Repeat("x", 1000) + `"}`)
+		var n atomic.Int64
+		batches, requests := s.w.batches.Load(), s.w.requests.Load()
+		start := cpuTime(b)
+		b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				now := time.Unix(1700000000, i).UTC()
+				id := fmt.Sprint(i)
+				dl := &pimhook.Delivery{ID: "msg_" + id, AppID: fmt.Sprint("app_", i%1000), WebhookID: fmt.Sprint("wh_", i%1000),
+					EventID: "evt_" + id, EventName: "products.created", Payload: data, CreatedAt: now, UpdatedAt: now}
+				ev := &pimhook.Event{ID: "evt_" + id, EntityType: "products", EntityID: id, Action: pimhook.ActionCreated, Data: data}
+				_, err := s.Ingest(ctx, "co_1", []*pimhook.Event{ev}, func(ev *pimhook.Event, _ *pimhook.Entity) (pimhook.Decision, error) {
+					ev.EffectiveAction, ev.Revision = ev.Action, 1
+					return pimhook.Decision{Entity: &pimhook.Entity{Data: ev.Data, Revision: 1, UpdatedAt: now}, Deliveries: []*pimhook.Delivery{dl}}, nil
+				})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				dl.Status, dl.Attempts, dl.LastStatusCode, dl.FinishedAt = pimhook.DeliverySucceeded, 1, 200, &now
+				a := &pimhook.Attempt{ID: "att_" + id, DeliveryID: dl.ID, Number: 1, StartedAt: now, StatusCode: 200, Succeeded: true}
+				if err := s.RecordAttempt(ctx, dl, a); err != nil {
+					b.Error(err)
+					return
+				}
 			}
-			dl.Status, dl.Attempts, dl.LastStatusCode, dl.FinishedAt = pimhook.DeliverySucceeded, 1, 200, &now
-			a := &pimhook.Attempt{ID: "att_" + id, DeliveryID: dl.ID, Number: 1, StartedAt: now, StatusCode: 200, Succeeded: true}
-			if err := s.RecordAttempt(ctx, dl, a); err != nil {
-				b.Error(err)
-				return
-			}
+		})
+		cpu["store"] = float64(cpuTime(b)-start) / float64(b.N)
+		b.ReportMetric(cpu["store"], "cpu-ns/op")
+		// Two requests per delivery: its ingest and its record.
+		perCommit = float64(s.w.requests.Load()-requests) / 2 / float64(s.w.batches.Load()-batches)
+		b.ReportMetric(perCommit, "deliveries/commit")
+	})
+	b.Run("floor", func(b *testing.B) {
+		per := int(math.Round(perCommit))
+		if per < 1 {
+			per = 13 // what the store reaches on 2 cores, for -bench DeliveryWrites/floor alone
+		}
+		f := openFloor(b)
+		start := cpuTime(b)
+		for i := 0; i < b.N; i += per {
+			f.commit(b, i, min(per, b.N-i))
+		}
+		f.commit(b, b.N, 0) // the last batch's records
+		cpu["floor"] = float64(cpuTime(b)-start) / float64(b.N)
+		b.ReportMetric(cpu["floor"], "cpu-ns/op")
+		b.ReportMetric(float64(per), "deliveries/commit")
+		if cpu["store"] > 0 {
+			b.ReportMetric(cpu["store"]/cpu["floor"], "store/floor")
 		}
 	})
-	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
+
+// floor is BenchmarkDeliveryWrites' baseline: the rows of a delivery's
+// ingest and record written straight to SQLite.
+type floor struct {
+	db                                          *sql.DB
+	event, entity, delivery, succeeded, attempt *sql.Stmt
+	data                                        []byte
+	recorded                                    int // deliveries whose records are written
+}
+
+func openFloor(b *testing.B) *floor {
+	db, err := sql.Open("sqlite", filepath.Join(b.TempDir(), "floor.db")+
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	b.Cleanup(func() { _ = db.Close() })
+	// The store's columns, and of its keys only those the rows are written
+	// and found by: the event's, for its idempotency; the entity's; the
+	// delivery's sequence, which the record's update finds it by.
+	if _, err := db.Exec(`
+		CREATE TABLE events (company_id TEXT NOT NULL, id TEXT NOT NULL, entity_type TEXT NOT NULL,
+			entity_id TEXT NOT NULL, action TEXT NOT NULL, effective_action TEXT NOT NULL, name TEXT NOT NULL,
+			revision INTEGER NOT NULL, changed_fields TEXT NOT NULL, status TEXT NOT NULL, deliveries INTEGER NOT NULL,
+			fingerprint TEXT NOT NULL, source_app_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+			PRIMARY KEY (company_id, id)) STRICT;
+		CREATE TABLE entities (company_id TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, data BLOB,
+			revision INTEGER NOT NULL, deleted INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+			PRIMARY KEY (company_id, type, id)) STRICT;
+		CREATE TABLE deliveries (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, company_id TEXT NOT NULL,
+			app_id TEXT NOT NULL, webhook_id TEXT NOT NULL, event_id TEXT NOT NULL, event_name TEXT NOT NULL,
+			payload BLOB NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
+			last_status_code INTEGER NOT NULL, last_error TEXT NOT NULL, created_at INTEGER NOT NULL,
+			updated_at INTEGER NOT NULL, finished_at INTEGER) STRICT;
+		CREATE TABLE attempts (id TEXT NOT NULL, delivery_id TEXT NOT NULL, company_id TEXT NOT NULL,
+			app_id TEXT NOT NULL, webhook_id TEXT NOT NULL, number INTEGER NOT NULL, started_at INTEGER NOT NULL,
+			duration_ns INTEGER NOT NULL, status_code INTEGER NOT NULL, succeeded INTEGER NOT NULL,
+			error TEXT NOT NULL, response_body TEXT NOT NULL) STRICT`); err != nil {
+		b.Fatal(err)
+	}
+	f := &floor{db: db, data: []byte(`{"sku":"` + strings.Repeat("x", 1000) + `"}`)}
+	for _, st := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&f.event, `INSERT INTO events VALUES ('co_1', ?, 'products', ?, 'created', 'created', 'products.created', 1,
+			'[]', 'accepted', 1, '', '', ?)`},
+		{&f.entity, `INSERT INTO entities VALUES ('co_1', 'products', ?, ?, 1, 0, ?)
+			ON CONFLICT (company_id, type, id) DO UPDATE SET
+				data = excluded.data, revision = excluded.revision, deleted = excluded.deleted, updated_at = excluded.updated_at`},
+		{&f.delivery, `INSERT INTO deliveries VALUES (?, ?, 'co_1', ?, ?, ?, 'products.created', ?, 'pending', 0, ?, 0, '', ?, ?, NULL)`},
+		{&f.succeeded, `UPDATE deliveries SET status = 'succeeded', attempts = 1, next_attempt_at = ?,
+			last_status_code = 200, last_error = '', updated_at = ?, finished_at = ? WHERE seq = ?`},
+		{&f.attempt, `INSERT INTO attempts VALUES (?, ?, 'co_1', ?, ?, 1, ?, 0, 200, 1, '', '')`},
+	} {
+		if *st.stmt, err = db.Prepare(st.query); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return f
+}
+
+// commit writes, in one transaction, the ingests of n deliveries from the
+// first'th on, and the records of those before first not yet recorded:
+// the store's batches mix a batch's ingests with the records of deliveries
+// sent meanwhile.
+func (f *floor) commit(b *testing.B, first, n int) {
+	tx, err := f.db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	exec := func(st *sql.Stmt, args ...any) {
+		res, err := tx.Stmt(st).Exec(args...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := res.RowsAffected(); n != 1 || err != nil {
+			b.Fatalf("%d rows written, %v", n, err)
+		}
+	}
+	for i := first; i < first+n; i++ {
+		id, now := fmt.Sprint(i), int64(i)
+		app, wh := fmt.Sprint("app_", i%1000), fmt.Sprint("wh_", i%1000)
+		exec(f.event, "evt_"+id, id, now)
+		exec(f.entity, id, f.data, now)
+		exec(f.delivery, i+1, "msg_"+id, app, wh, "evt_"+id, f.data, now, now, now)
+	}
+	for ; f.recorded < first; f.recorded++ {
+		i, now := f.recorded, int64(f.recorded)
+		exec(f.succeeded, now, now, now, i+1)
+		exec(f.attempt, fmt.Sprint("att_", i), fmt.Sprint("msg_", i), fmt.Sprint("app_", i%1000), fmt.Sprint("wh_", i%1000), now)
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // cpuTime is the CPU time the process has used.
