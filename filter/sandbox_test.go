@@ -398,8 +398,16 @@ func TestSandboxInterruptReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := quick.Match(doc); !ok || err != nil {
-		t.Fatalf("warm up: %v, %v", ok, err) // a runtime is made, outside the budget
+	// Warm up: the first evaluation makes the runtime, which a loaded
+	// machine may take longer than the budget for.
+	for i := 0; ; i++ {
+		ok, err := quick.Match(doc)
+		if err == nil && ok {
+			break
+		}
+		if err == nil || !errors.Is(err, filter.ErrTimeout) || i == 20 {
+			t.Fatalf("warm up, evaluation %d: %v, %v", i, ok, err)
+		}
 	}
 	for i := range 100 {
 		if _, err := slow[i%len(slow)].Match(doc); err != nil && !errors.Is(err, filter.ErrTimeout) {
