@@ -145,6 +145,31 @@ func TestClientWriteTimeout(t *testing.T) {
 	}
 }
 
+// A receiver that takes the connection but never answers the TLS
+// handshake holds the attempt no longer than its timeout.
+func TestClientTLSHandshakeTimeout(t *testing.T) {
+	t.Parallel()
+	done := make(chan struct{})
+	rr := newRawReceiver(t, func(_ int, c net.Conn, _ *bufio.Reader) {
+		<-done // reads nothing, answers nothing
+	})
+	t.Cleanup(func() { close(done) }) // before the receiver's own cleanup
+	start := time.Now()
+	res := loopbackClient(t).Send(t.Context(), dispatch.Request{URL: "https" + strings.TrimPrefix(rr.url, "http"),
+		MsgID: "msg_tls", Body: []byte(`{}`), Secrets: []string{pimhook.NewSecret()}, Timeout: 200 * time.Millisecond})
+	if res.ErrCode != dispatch.ErrCodeTimeout || res.Err == nil {
+		t.Errorf("Send = %+v, want timeout", res)
+	}
+	// Without the attempt's deadline the handshake would wait for the
+	// client's 10 s cap on handshakes.
+	if took := time.Since(start); took >= 5*time.Second {
+		t.Errorf("Send took %v: the handshake outlived the attempt's 200ms", took)
+	}
+	if n := rr.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
 // An attempt whose context has ended sends nothing.
 func TestClientCancelledSendsNothing(t *testing.T) {
 	t.Parallel()
